@@ -1,0 +1,10 @@
+//! Peering and authentication for liqo-rs.
+//!
+//! This crate will host the `PeeringNegotiator` trait and the default Liqo v1 peering flow
+//! (it is a skeleton today). The authentication API types live in
+//! [`liqo_core::api::authentication`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+pub mod error;
+pub use error::{Error, Result};

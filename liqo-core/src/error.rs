@@ -1,0 +1,84 @@
+//! The crate's error type, and helpers to classify errors from the Kubernetes API.
+
+/// A boxed error from a third-party implementation, as carried by the `Backend` variant of the
+/// error enums of the liqo-rs crates.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors returned by liqo-core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A string is not a valid cluster identifier.
+    #[error("invalid cluster id {id:?}: {reason}")]
+    InvalidClusterId {
+        /// The rejected value.
+        id: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A string is not a valid Kubernetes namespace name.
+    #[error("invalid namespace name {name:?}: {reason}")]
+    InvalidNamespace {
+        /// The rejected value.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+}
+
+/// Result type of liqo-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Classifies [`kube::Error`]s by the API status they carry, for controllers that treat
+/// "not found", "conflict" or "already exists" as expected outcomes rather than failures.
+///
+/// Sealed: implemented for [`kube::Error`] only.
+///
+/// ```
+/// use kube::core::Status;
+/// use liqo_core::error::KubeErrorExt;
+///
+/// let err = kube::Error::Api(Status::failure("cm \"x\" not found", "NotFound").with_code(404).boxed());
+/// assert!(err.is_not_found());
+/// assert!(!err.is_conflict());
+/// ```
+pub trait KubeErrorExt: sealed::Sealed {
+    /// The API answered 404 Not Found.
+    fn is_not_found(&self) -> bool;
+    /// The API answered 409 Conflict because of a stale `resourceVersion` or a server-side-apply
+    /// field conflict.
+    fn is_conflict(&self) -> bool;
+    /// The API answered 409 AlreadyExists to a create.
+    fn is_already_exists(&self) -> bool;
+    /// The API answered 403 Forbidden.
+    fn is_forbidden(&self) -> bool;
+    /// The API answered 422 Invalid (the object failed validation).
+    fn is_invalid(&self) -> bool;
+}
+
+impl KubeErrorExt for kube::Error {
+    fn is_not_found(&self) -> bool {
+        matches!(self, kube::Error::Api(status) if status.is_not_found())
+    }
+
+    fn is_conflict(&self) -> bool {
+        matches!(self, kube::Error::Api(status) if status.is_conflict())
+    }
+
+    fn is_already_exists(&self) -> bool {
+        matches!(self, kube::Error::Api(status) if status.is_already_exists())
+    }
+
+    fn is_forbidden(&self) -> bool {
+        matches!(self, kube::Error::Api(status) if status.is_forbidden())
+    }
+
+    fn is_invalid(&self) -> bool {
+        matches!(self, kube::Error::Api(status) if status.is_invalid())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for kube::Error {}
+}

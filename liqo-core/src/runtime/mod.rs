@@ -1,0 +1,12 @@
+//! Helpers for controllers and long-running tasks.
+//!
+//! - [`KeyedBackoff`] and [`BackoffConfig`]: per-object exponential requeue delays for a
+//!   controller's error policy, reset on success.
+//! - [`shutdown_signal`] and [`Shutdown`]: SIGINT/SIGTERM handling and a cloneable shutdown
+//!   token to stop controllers, servers and background tasks together.
+
+mod backoff;
+mod shutdown;
+
+pub use backoff::{BackoffConfig, KeyedBackoff};
+pub use shutdown::{Shutdown, shutdown_signal};
