@@ -1,0 +1,1 @@
+//! Runnable examples of the liqo-rs crates: see the `[[example]]` targets of this package.
