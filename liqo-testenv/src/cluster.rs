@@ -10,10 +10,13 @@ use std::{
 };
 
 use ipnetwork::Ipv4Network;
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::{
+    api::core::v1::{Node, ServiceAccount},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
     Api, Client,
-    api::{ListParams, PostParams},
+    api::{ListParams, Patch, PatchParams, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
 use tracing::{debug, info};
@@ -22,7 +25,7 @@ use crate::{
     Error, Result,
     binaries::Binaries,
     pki::{self, Pki, Usage},
-    process::{self, Component, Process, Spec},
+    process::{self, Component, Daemon, Process, Spec},
 };
 
 /// Label every fake node carries, with the cluster name as value.
@@ -542,14 +545,72 @@ impl Cluster {
     pub fn pids(&self) -> Vec<(Component, u32)> {
         self.processes
             .iter()
-            .map(|p| (p.component, p.pid()))
+            .filter_map(|p| Some((component_named(&p.name)?, p.pid())))
             .collect()
+    }
+
+    /// Starts a program under test against this cluster: `--kubeconfig <admin kubeconfig>` is
+    /// passed before `args`, and its output goes to `<cluster dir>/<name>.log`. See [`Daemon`].
+    pub fn daemon<I, S>(&self, name: &str, program: impl AsRef<Path>, args: I) -> Result<Daemon>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let all = [
+            "--kubeconfig".to_owned(),
+            self.kubeconfig.display().to_string(),
+        ]
+        .into_iter()
+        .chain(args.into_iter().map(Into::into));
+        Daemon::spawn(name, program, all, self.dir.join(format!("{name}.log")))
+    }
+
+    /// Applies CustomResourceDefinitions (server-side apply) and waits until each is
+    /// Established. For liqo-rs: `cluster.install_crds(liqo_core::api::crds())`.
+    pub async fn install_crds(
+        &self,
+        crds: impl IntoIterator<Item = CustomResourceDefinition>,
+    ) -> Result<()> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let mut names = Vec::new();
+        for crd in crds {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            api.patch(
+                &name,
+                &PatchParams::apply("liqo-testenv").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .map_err(Error::kube(format!("applying CRD {name}")))?;
+            names.push(name);
+        }
+        for name in names {
+            let established = kube::runtime::wait::await_condition(
+                api.clone(),
+                &name,
+                kube::runtime::wait::conditions::is_crd_established(),
+            );
+            match tokio::time::timeout(Duration::from_secs(60), established).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(Error::InvalidConfig(format!("waiting for CRD {name}: {e}")));
+                }
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        what: format!("CRD {name} to be Established"),
+                        secs: 60,
+                        logs: self.dir.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stops one component (SIGKILL), e.g. the API server to simulate an outage.
     pub fn stop_component(&mut self, component: Component) {
         self.processes.retain_mut(|p| {
-            if p.component == component {
+            if p.name == component.name() {
                 p.kill();
                 false
             } else {
@@ -562,7 +623,7 @@ impl Cluster {
     /// Starts a component stopped by [`Cluster::stop_component`] again, with the same flags,
     /// and waits until it is healthy.
     pub async fn start_component(&mut self, component: Component) -> Result<()> {
-        if self.processes.iter().any(|p| p.component == component) {
+        if self.processes.iter().any(|p| p.name == component.name()) {
             return Ok(());
         }
         self.processes
@@ -621,6 +682,10 @@ impl Drop for Cluster {
     }
 }
 
+fn component_named(name: &str) -> Option<Component> {
+    Component::ALL.into_iter().find(|c| c.name() == name)
+}
+
 fn spawn(specs: &BTreeMap<Component, Spec>, component: Component, dir: &Path) -> Result<Process> {
     let spec = specs
         .get(&component)
@@ -649,7 +714,7 @@ fn component_specs(
         specs.insert(
             component,
             Spec {
-                component,
+                name: component.name().to_owned(),
                 program: binaries.path(component.name()),
                 args,
                 log: dir.join(format!("{}.log", component.name())),
@@ -1078,7 +1143,7 @@ fn append_owner_pgid(dir: &Path, component: Component, pgid: u32) -> Result<()> 
 fn write_owner_file(dir: &Path, processes: &[Process]) -> Result<()> {
     let mut text = format!("owner {}\n", std::process::id());
     for p in processes {
-        text.push_str(&format!("{} {}\n", p.component, p.pid()));
+        text.push_str(&format!("{} {}\n", p.name, p.pid()));
     }
     std::fs::write(dir.join(OWNER_FILE), text).map_err(Error::io("writing the owner file"))
 }

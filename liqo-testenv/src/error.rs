@@ -56,7 +56,7 @@ pub enum Error {
     #[error("{component} exited ({status}); see its log {log}:\n{tail}")]
     ComponentExited {
         /// The component name, e.g. `kube-apiserver`.
-        component: &'static str,
+        component: String,
         /// Its exit status.
         status: String,
         /// Path of its log file.

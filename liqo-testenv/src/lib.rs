@@ -49,4 +49,4 @@ pub use cluster::{
     client_from_kubeconfig, default_base_dir,
 };
 pub use error::{Error, Result};
-pub use process::Component;
+pub use process::{Component, Daemon};

@@ -57,7 +57,7 @@ impl std::fmt::Display for Component {
 /// How to start a component.
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
-    pub(crate) component: Component,
+    pub(crate) name: String,
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<String>,
     pub(crate) log: PathBuf,
@@ -66,7 +66,7 @@ pub(crate) struct Spec {
 /// A running component. Dropping it kills its process group and reaps it.
 #[derive(Debug)]
 pub(crate) struct Process {
-    pub(crate) component: Component,
+    pub(crate) name: String,
     child: Child,
     pub(crate) log: PathBuf,
 }
@@ -96,7 +96,7 @@ impl Process {
             reason: e.to_string(),
         })?;
         Ok(Self {
-            component: spec.component,
+            name: spec.name.clone(),
             child,
             log: spec.log.clone(),
         })
@@ -111,12 +111,12 @@ impl Process {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(Error::ComponentExited {
-                component: self.component.name(),
+                component: self.name.clone(),
                 status: status.to_string(),
                 log: self.log.clone(),
                 tail: tail(&self.log, 25),
             }),
-            Err(e) => Err(Error::io(format!("checking {}", self.component))(e)),
+            Err(e) => Err(Error::io(format!("checking {}", self.name))(e)),
         }
     }
 
@@ -126,6 +126,29 @@ impl Process {
             kill_group(self.pid(), libc::SIGKILL);
         }
         let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// SIGTERM, then SIGKILL after `grace`. Returns whether it exited within the grace period.
+    pub(crate) fn terminate(&mut self, grace: std::time::Duration) -> bool {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.wait();
+            return true;
+        }
+        kill_group(self.pid(), libc::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // Anything it spawned goes too.
+                kill_group(self.pid(), libc::SIGKILL);
+                return true;
+            }
+            #[allow(clippy::disallowed_methods)] // a short, bounded wait in synchronous code
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill();
+        false
     }
 }
 
@@ -187,4 +210,100 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = String::from_utf8_lossy(&buf);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A process started by a test, such as a liqo-rs binary under test, with the guarantees of
+/// the cluster components: its own process group, output appended to a log file, killed
+/// (with anything it spawned) when dropped or when the thread that started it dies.
+///
+/// ```no_run
+/// # fn run() -> liqo_testenv::Result<()> {
+/// use liqo_testenv::Daemon;
+///
+/// let mut manager = Daemon::spawn(
+///     "liqo-controller-manager",
+///     "target/debug/liqo-controller-manager",
+///     ["--kubeconfig", "target/testenv/rome/kubeconfig"],
+///     "target/testenv/rome/liqo-controller-manager.log",
+/// )?;
+/// manager.check_running()?; // fails with the log's tail if it exited
+/// manager.kill(); // SIGKILL, as a crash would
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Daemon {
+    process: Process,
+}
+
+impl Daemon {
+    /// Starts `program` with `args`, appending its stdout and stderr to `log`.
+    pub fn spawn<I, S>(
+        name: impl Into<String>,
+        program: impl AsRef<Path>,
+        args: I,
+        log: impl Into<PathBuf>,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let spec = Spec {
+            name: name.into(),
+            program: program.as_ref().to_owned(),
+            args: args.into_iter().map(Into::into).collect(),
+            log: log.into(),
+        };
+        Ok(Self {
+            process: Process::spawn(&spec)?,
+        })
+    }
+
+    /// Its process id (also its process-group id).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> &Path {
+        &self.process.log
+    }
+
+    /// Fails with [`Error::ComponentExited`] (with the end of its log) if it is not running.
+    pub fn check_running(&mut self) -> Result<()> {
+        self.process.check_running()
+    }
+
+    /// Kills it and everything it spawned with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for it to exit; then SIGKILL. Returns whether it
+    /// exited by itself within the grace period.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> bool {
+        self.process.terminate(grace)
+    }
+
+    /// Peak resident memory (VmHWM) in bytes, while it runs.
+    pub fn peak_memory_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    /// CPU time (user + system) it has used so far.
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        #[allow(unsafe_code)]
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+        Some(std::time::Duration::from_millis(ticks * 1000 / hz))
+    }
 }

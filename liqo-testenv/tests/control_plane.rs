@@ -60,8 +60,8 @@ async fn two_clusters_crds_and_workloads() {
         samples.len()
     );
     let (r1, r2) = tokio::join!(
-        crds_round_trip(rome.client(), &samples),
-        crds_round_trip(milan.client(), &samples)
+        crds_round_trip(rome, &samples),
+        crds_round_trip(milan, &samples)
     );
     r1.expect("CRDs on rome");
     r2.expect("CRDs on milan");
@@ -115,7 +115,8 @@ fn load_samples() -> Vec<(PathBuf, Value)> {
 
 /// Applies every CRD, waits until each is Established, then creates, reads, status-patches (or
 /// patches, for kinds without status) and deletes one object of every kind.
-async fn crds_round_trip(client: Client, samples: &[(PathBuf, Value)]) -> anyhow::Result<()> {
+async fn crds_round_trip(cluster: &Cluster, samples: &[(PathBuf, Value)]) -> anyhow::Result<()> {
+    let client = cluster.client();
     let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crds = liqo_core::api::crds();
     for crd in &crds {

@@ -98,7 +98,7 @@ async fn crashing_apiserver_names_its_log_and_leaves_nothing_running() {
             tail,
             ..
         } => {
-            assert_eq!(*component, "kube-apiserver");
+            assert_eq!(component.as_str(), "kube-apiserver");
             assert_eq!(log, &base.join("crash/kube-apiserver.log"));
             assert!(tail.contains("simulated crash"), "{tail}");
         }
