@@ -59,4 +59,8 @@ pub struct IpStatus {
         {"rule": "self == oldSelf", "message": "cidr cannot be changed once set"}
     ]))]
     pub cidr: Option<Cidr>,
+    /// Conditions reported by the liqo-rs IPAM controller: `Ready` (with reason `Allocated`,
+    /// `Remapped` or the error that prevents the allocation). An addition to upstream's API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }
