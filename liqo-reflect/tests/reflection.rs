@@ -1,0 +1,459 @@
+//! The reflection engine on two real control planes (rome reflects into milan): every kind
+//! follows local creates, updates and deletes with its documented mutations; objects it does
+//! not own are never touched; a 60-second outage of the remote API server loses nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace, Secret, Service},
+    events::v1::Event,
+    networking::v1::Ingress,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use liqo_core::ids::NamespacePair;
+use liqo_reflect::{Clusters, ReflectionManager};
+use liqo_testenv::{Cluster, ClusterConfig, Component};
+use serde_json::json;
+
+const LOCAL_NS: &str = "demo";
+const REMOTE_NS: &str = "demo-rome";
+
+async fn namespace(client: &Client, name: &str) {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+}
+
+async fn setup(rome: &str, milan: &str) -> (Cluster, Cluster, ReflectionManager) {
+    let mut clusters = Cluster::start_all(vec![
+        ClusterConfig::new(rome).nodes(0),
+        ClusterConfig::new(milan).nodes(0),
+    ])
+    .await
+    .unwrap();
+    let milan = clusters.pop().unwrap();
+    let rome = clusters.pop().unwrap();
+    namespace(&rome.client(), LOCAL_NS).await;
+    namespace(&milan.client(), REMOTE_NS).await;
+    let manager = ReflectionManager::builder(Clusters {
+        local: rome.client(),
+        remote: milan.client(),
+        local_id: "rome".parse().unwrap(),
+        remote_id: "milan".parse().unwrap(),
+    })
+    .with_default_reflectors()
+    .build();
+    manager
+        .start_namespace(&NamespacePair::new(LOCAL_NS, REMOTE_NS).unwrap())
+        .await
+        .unwrap();
+    (rome, milan, manager)
+}
+
+/// Polls until `check` returns `Some`, for at most `within`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn cm(name: &str, data: &[(&str, &str)], annotations: &[(&str, &str)]) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "labels": {"app": "demo"},
+            "annotations": annotations.iter().copied().collect::<BTreeMap<_, _>>(),
+        },
+        "data": data.iter().copied().collect::<BTreeMap<_, _>>(),
+    }))
+    .unwrap()
+}
+
+fn data_of(cm: &ConfigMap) -> BTreeMap<String, String> {
+    cm.data.clone().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_follows_local_changes_with_its_mutations() {
+    let (rome, milan, manager) = setup("refl-rome", "refl-milan").await;
+    let (local, remote) = (rome.client(), milan.client());
+    let local_cms: Api<ConfigMap> = Api::namespaced(local.clone(), LOCAL_NS);
+    let remote_cms: Api<ConfigMap> = Api::namespaced(remote.clone(), REMOTE_NS);
+
+    // ConfigMaps: create, update (add and remove keys), delete.
+    local_cms
+        .create(&PostParams::default(), &cm("settings", &[("a", "1")], &[]))
+        .await
+        .unwrap();
+    let twin = eventually("the ConfigMap twin", WAIT, || async {
+        remote_cms.get_opt("settings").await.unwrap()
+    })
+    .await;
+    assert_eq!(data_of(&twin), BTreeMap::from([("a".into(), "1".into())]));
+    assert_eq!(twin.labels()["offloading.liqo.io/origin"], "rome");
+    assert_eq!(twin.labels()["offloading.liqo.io/destination"], "milan");
+    assert_eq!(twin.labels()["app"], "demo");
+    let patch = json!({"data": {"a": null, "b": "2"}});
+    local_cms
+        .patch("settings", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually("the ConfigMap update", WAIT, || async {
+        let twin = remote_cms.get("settings").await.unwrap();
+        (data_of(&twin) == BTreeMap::from([("b".into(), "2".into())])).then_some(())
+    })
+    .await;
+    local_cms
+        .delete("settings", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the ConfigMap deletion", WAIT, || async {
+        remote_cms
+            .get_opt("settings")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // The local root CA is reflected under another name, beside the remote cluster's own.
+    let root = eventually("the root CA twin", WAIT, || async {
+        remote_cms.get_opt("kube-root-ca.crt.rome").await.unwrap()
+    })
+    .await;
+    let local_root = local_cms.get("kube-root-ca.crt").await.unwrap();
+    assert_eq!(root.data, local_root.data);
+    let remote_root = remote_cms.get("kube-root-ca.crt").await.unwrap();
+    assert_ne!(
+        remote_root.data, local_root.data,
+        "the remote cluster's own CA is untouched"
+    );
+    assert!(
+        !remote_root
+            .labels()
+            .contains_key("offloading.liqo.io/origin")
+    );
+
+    // Reflection policy: skipped objects are not reflected, and their twin goes when skipped later.
+    local_cms
+        .create(
+            &PostParams::default(),
+            &cm(
+                "private",
+                &[("k", "v")],
+                &[("liqo.io/skip-reflection", "true")],
+            ),
+        )
+        .await
+        .unwrap();
+    local_cms
+        .create(
+            &PostParams::default(),
+            &cm("later-private", &[("k", "v")], &[]),
+        )
+        .await
+        .unwrap();
+    eventually("later-private twin", WAIT, || async {
+        remote_cms.get_opt("later-private").await.unwrap()
+    })
+    .await;
+    let skip = json!({"metadata": {"annotations": {"liqo.io/skip-reflection": "true"}}});
+    local_cms
+        .patch(
+            "later-private",
+            &PatchParams::default(),
+            &Patch::Merge(&skip),
+        )
+        .await
+        .unwrap();
+    eventually("later-private twin to go", WAIT, || async {
+        remote_cms
+            .get_opt("later-private")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(remote_cms.get_opt("private").await.unwrap().is_none());
+
+    // An object the engine does not own is never overwritten nor deleted; the local object gets
+    // a FailedReflection Event.
+    remote_cms
+        .create(
+            &PostParams::default(),
+            &cm("taken", &[("owner", "milan")], &[]),
+        )
+        .await
+        .unwrap();
+    local_cms
+        .create(
+            &PostParams::default(),
+            &cm("taken", &[("owner", "rome")], &[]),
+        )
+        .await
+        .unwrap();
+    let events: Api<Event> = Api::namespaced(local.clone(), LOCAL_NS);
+    let event = eventually("a FailedReflection event", WAIT, || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("FailedReflection")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("taken")
+            })
+    })
+    .await;
+    assert!(
+        event
+            .note
+            .unwrap_or_default()
+            .contains("not managed by liqo")
+    );
+    local_cms
+        .delete("taken", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let theirs = remote_cms.get("taken").await.unwrap();
+    assert_eq!(
+        data_of(&theirs)["owner"],
+        "milan",
+        "the remote object was left alone"
+    );
+
+    // Secrets, including a service-account token, which becomes Opaque remotely.
+    let local_secrets: Api<Secret> = Api::namespaced(local.clone(), LOCAL_NS);
+    let remote_secrets: Api<Secret> = Api::namespaced(remote.clone(), REMOTE_NS);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"}, "type": "Opaque", "stringData": {"password": "s3cret"}
+    }))
+    .unwrap();
+    local_secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let twin = eventually("the Secret twin", WAIT, || async {
+        remote_secrets.get_opt("creds").await.unwrap()
+    })
+    .await;
+    assert_eq!(twin.data.unwrap()["password"].0, b"s3cret");
+
+    // Services: cluster IPs are the remote cluster's own, node ports are not copied unless
+    // forced, headless stays headless.
+    let local_svcs: Api<Service> = Api::namespaced(local.clone(), LOCAL_NS);
+    let remote_svcs: Api<Service> = Api::namespaced(remote.clone(), REMOTE_NS);
+    let svc = |name: &str, spec: serde_json::Value, annotations: serde_json::Value| -> Service {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "annotations": annotations}, "spec": spec}),
+        )
+        .unwrap()
+    };
+    let ports = json!([{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]);
+    local_svcs
+        .create(
+            &PostParams::default(),
+            &svc(
+                "web",
+                json!({"selector": {"app": "web"}, "ports": ports, "type": "NodePort"}),
+                json!({}),
+            ),
+        )
+        .await
+        .unwrap();
+    local_svcs
+        .create(
+            &PostParams::default(),
+            &svc(
+                "pinned",
+                json!({"selector": {"app": "web"}, "ports": ports, "type": "NodePort"}),
+                json!({"liqo.io/force-remote-node-port": "true"}),
+            ),
+        )
+        .await
+        .unwrap();
+    local_svcs
+        .create(
+            &PostParams::default(),
+            &svc(
+                "headless",
+                json!({"selector": {"app": "web"}, "ports": ports, "clusterIP": "None"}),
+                json!({}),
+            ),
+        )
+        .await
+        .unwrap();
+    let web = eventually("the web twin", WAIT, || async {
+        remote_svcs.get_opt("web").await.unwrap()
+    })
+    .await;
+    let web_spec = web.spec.unwrap();
+    let cluster_ip: std::net::Ipv4Addr = web_spec.cluster_ip.unwrap().parse().unwrap();
+    assert!(
+        milan.service_cidr().contains(cluster_ip),
+        "{cluster_ip} comes from milan's service CIDR"
+    );
+    assert_eq!(web_spec.selector.unwrap()["app"], "web");
+    let pinned_local = local_svcs
+        .get("pinned")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()[0]
+        .node_port;
+    let pinned = eventually("the pinned twin", WAIT, || async {
+        remote_svcs.get_opt("pinned").await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        pinned.spec.unwrap().ports.unwrap()[0].node_port,
+        pinned_local,
+        "forced node port kept"
+    );
+    let headless = eventually("the headless twin", WAIT, || async {
+        remote_svcs.get_opt("headless").await.unwrap()
+    })
+    .await;
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+
+    // Ingresses: the ingress class is the remote cluster's business.
+    let local_ing: Api<Ingress> = Api::namespaced(local.clone(), LOCAL_NS);
+    let remote_ing: Api<Ingress> = Api::namespaced(remote.clone(), REMOTE_NS);
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "front"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "demo.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+        ]}}]}
+    }))
+    .unwrap();
+    local_ing
+        .create(&PostParams::default(), &ingress)
+        .await
+        .unwrap();
+    let twin = eventually("the Ingress twin", WAIT, || async {
+        remote_ing.get_opt("front").await.unwrap()
+    })
+    .await;
+    let spec = twin.spec.unwrap();
+    assert_eq!(spec.ingress_class_name, None);
+    assert_eq!(
+        spec.rules.unwrap()[0].host.as_deref(),
+        Some("demo.example.com")
+    );
+
+    let metrics = manager.metrics().render();
+    for reflector in ["configmaps", "secrets", "services", "ingresses"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "liqo_reflection_items_total{{reflector=\"{reflector}\"}}"
+                ))
+            })
+            .unwrap();
+        let count: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(count > 0, "{line}");
+    }
+}
+
+/// Owned ConfigMap twins in the remote namespace, with their data.
+async fn owned_twins(remote: &Api<ConfigMap>) -> BTreeMap<String, BTreeMap<String, String>> {
+    remote
+        .list(&ListParams::default().labels("offloading.liqo.io/origin=rome"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|c| !c.name_any().starts_with("kube-root-ca.crt"))
+        .map(|c| (c.name_any(), data_of(&c)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_outage_loses_nothing() {
+    let (rome, mut milan, _manager) = setup("outage-rome", "outage-milan").await;
+    let local_cms: Api<ConfigMap> = Api::namespaced(rome.client(), LOCAL_NS);
+    let remote_cms: Api<ConfigMap> = Api::namespaced(milan.client(), REMOTE_NS);
+    for name in ["kept", "updated", "deleted"] {
+        local_cms
+            .create(&PostParams::default(), &cm(name, &[("v", "1")], &[]))
+            .await
+            .unwrap();
+    }
+    eventually("the first twins", WAIT, || async {
+        (owned_twins(&remote_cms).await.len() == 3).then_some(())
+    })
+    .await;
+
+    let outage = std::env::var("LIQO_TEST_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    milan.stop_component(Component::ApiServer);
+    let patch = json!({"data": {"v": "2"}});
+    local_cms
+        .patch("updated", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    local_cms
+        .delete("deleted", &DeleteParams::default())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        local_cms
+            .create(
+                &PostParams::default(),
+                &cm(&format!("new-{i}"), &[("v", "1")], &[]),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(outage)).await;
+    milan.start_component(Component::ApiServer).await.unwrap();
+
+    let expected: BTreeSet<String> = [
+        "kept", "updated", "new-0", "new-1", "new-2", "new-3", "new-4",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let twins = eventually(
+        "convergence after the outage",
+        Duration::from_secs(90),
+        || async {
+            let twins = owned_twins(&remote_cms).await;
+            (twins.keys().cloned().collect::<BTreeSet<_>>() == expected
+                && twins["updated"]["v"] == "2")
+                .then_some(twins)
+        },
+    )
+    .await;
+    assert_eq!(twins.len(), 7, "no duplicates, nothing lost: {twins:?}");
+}
