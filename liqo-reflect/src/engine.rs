@@ -137,7 +137,7 @@ impl<K> Reflectable for K where
 /// the engine's ownership labels is never modified or deleted: the conflict is reported as a
 /// `FailedReflection` Event on the local object. Failures are retried with a per-object
 /// exponential backoff.
-pub struct GenericReflector<K: Reflectable, F: Forge<K>> {
+pub struct GenericReflector<K: Reflectable, F: Forge<K, R>, R: Reflectable = K> {
     name: String,
     forge: Arc<F>,
     clusters: Clusters,
@@ -145,10 +145,10 @@ pub struct GenericReflector<K: Reflectable, F: Forge<K>> {
     metrics: Arc<ReflectorMetrics>,
     recorder: Recorder,
     namespaces: Mutex<HashMap<NamespacePair, JoinSet<()>>>,
-    _kind: PhantomData<fn() -> K>,
+    _kind: PhantomData<fn() -> (K, R)>,
 }
 
-impl<K: Reflectable, F: Forge<K>> Debug for GenericReflector<K, F> {
+impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Debug for GenericReflector<K, F, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GenericReflector")
             .field("name", &self.name)
@@ -158,7 +158,7 @@ impl<K: Reflectable, F: Forge<K>> Debug for GenericReflector<K, F> {
     }
 }
 
-impl<K: Reflectable, F: Forge<K>> GenericReflector<K, F> {
+impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> GenericReflector<K, F, R> {
     /// A reflector called `name` (e.g. `configmaps`, used in metrics and Events).
     pub fn new(
         name: impl Into<String>,
@@ -196,7 +196,7 @@ impl<K: Reflectable, F: Forge<K>> GenericReflector<K, F> {
 }
 
 #[async_trait]
-impl<K: Reflectable, F: Forge<K>> Reflector for GenericReflector<K, F> {
+impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Reflector for GenericReflector<K, F, R> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -212,11 +212,11 @@ impl<K: Reflectable, F: Forge<K>> Reflector for GenericReflector<K, F> {
             remote_namespace: pair.remote().to_owned(),
         };
         let local_api: Api<K> = Api::namespaced(self.clusters.local.clone(), pair.local());
-        let remote_api: Api<K> = Api::namespaced(self.clusters.remote.clone(), pair.remote());
+        let remote_api: Api<R> = Api::namespaced(self.clusters.remote.clone(), pair.remote());
         let (local_store, local_writer) = reflector::store();
         let (remote_store, remote_writer) = reflector::store();
         let shared = Arc::new(Namespaced {
-            kind: K::kind(&()).into_owned(),
+            kind: R::kind(&()).into_owned(),
             ctx,
             forge: self.forge.clone(),
             policy: self.config.policy,
@@ -229,13 +229,13 @@ impl<K: Reflectable, F: Forge<K>> Reflector for GenericReflector<K, F> {
             recorder: self.recorder.clone(),
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(watch(shared.clone(), local_api, local_writer, Side::Local));
-        tasks.spawn(watch(
-            shared.clone(),
-            remote_api,
-            remote_writer,
-            Side::Remote,
-        ));
+        let (local_ns, remote_ns) = (shared.clone(), shared.clone());
+        tasks.spawn(watch(local_api, local_writer, move |event| {
+            local_ns.on_event(Side::Local, event);
+        }));
+        tasks.spawn(watch(remote_api, remote_writer, move |event| {
+            remote_ns.on_event(Side::Remote, event);
+        }));
         for _ in 0..self.config.workers {
             tasks.spawn(work(shared.clone()));
         }
@@ -260,21 +260,34 @@ enum Side {
 }
 
 /// The state shared by the tasks of one reflector in one namespace pair.
-struct Namespaced<K: Reflectable, F: Forge<K>> {
+struct Namespaced<K: Reflectable, F: Forge<K, R>, R: Reflectable> {
     kind: String,
     ctx: ForgeContext,
     forge: Arc<F>,
     policy: Policy,
-    remote_api: Api<K>,
+    remote_api: Api<R>,
     local_store: Store<K>,
-    remote_store: Store<K>,
+    remote_store: Store<R>,
     queue: Queue,
     backoff: KeyedBackoff<String>,
     metrics: Arc<ReflectorMetrics>,
     recorder: Recorder,
 }
 
-impl<K: Reflectable, F: Forge<K>> Namespaced<K, F> {
+impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
+    /// Queues what a watch event of `side` touches.
+    fn on_event<O: Resource>(&self, side: Side, event: watcher::Event<O>) {
+        match event {
+            watcher::Event::Apply(obj)
+            | watcher::Event::Delete(obj)
+            | watcher::Event::InitApply(obj) => {
+                self.enqueue(side, &obj.meta().name.clone().unwrap_or_default());
+            }
+            watcher::Event::InitDone => self.enqueue_all(),
+            watcher::Event::Init => {}
+        }
+    }
+
     /// Queues the local name an object of `side` stands for.
     fn enqueue(&self, side: Side, name: &str) {
         let key = match side {
@@ -295,14 +308,14 @@ impl<K: Reflectable, F: Forge<K>> Namespaced<K, F> {
         }
     }
 
-    fn is_owned(&self, remote: &K) -> bool {
+    fn is_owned(&self, remote: &R) -> bool {
         let labels = remote.labels();
         labels.get(ORIGIN).map(String::as_str) == Some(self.ctx.local_cluster.as_str())
             && labels.get(DESTINATION).map(String::as_str) == Some(self.ctx.remote_cluster.as_str())
     }
 
     /// The twin to apply for `local`, with namespace, ownership labels and content hash.
-    fn desired(&self, local: &K) -> Result<Option<K>> {
+    fn desired(&self, local: &K) -> Result<Option<R>> {
         if !self.policy.allows(local.annotations()) {
             return Ok(None);
         }
@@ -422,12 +435,11 @@ enum Outcome {
     Unchanged,
 }
 
-/// Feeds a store from a watch on one side and queues every object that changes.
-async fn watch<K: Reflectable, F: Forge<K>>(
-    ns: Arc<Namespaced<K, F>>,
-    api: Api<K>,
-    writer: reflector::store::Writer<K>,
-    side: Side,
+/// Feeds a store from a watch and hands every event to `on_event`.
+async fn watch<O: Reflectable>(
+    api: Api<O>,
+    writer: reflector::store::Writer<O>,
+    on_event: impl Fn(watcher::Event<O>) + Send + 'static,
 ) {
     let stream = reflector::reflector(
         writer,
@@ -436,26 +448,16 @@ async fn watch<K: Reflectable, F: Forge<K>>(
     let mut stream = std::pin::pin!(stream);
     loop {
         match stream.try_next().await {
-            Ok(Some(event)) => match event {
-                watcher::Event::Apply(obj)
-                | watcher::Event::Delete(obj)
-                | watcher::Event::InitApply(obj) => {
-                    ns.enqueue(side, &obj.name_any());
-                }
-                watcher::Event::InitDone => ns.enqueue_all(),
-                watcher::Event::Init => {}
-            },
+            Ok(Some(event)) => on_event(event),
             Ok(None) => return,
-            Err(e) => {
-                // default_backoff already spaces retries; the watch resumes by itself.
-                debug!(?side, namespace = ?ns.ctx, error = %e, "watch error");
-            }
+            // default_backoff already spaces retries; the watch resumes by itself.
+            Err(e) => debug!(error = %e, "watch error"),
         }
     }
 }
 
 /// A worker: takes keys from the queue and reconciles them, with per-key backoff on errors.
-async fn work<K: Reflectable, F: Forge<K>>(ns: Arc<Namespaced<K, F>>) {
+async fn work<K: Reflectable, F: Forge<K, R>, R: Reflectable>(ns: Arc<Namespaced<K, F, R>>) {
     // Wait for both stores to be filled, so the first decisions see both sides.
     let _ = ns.local_store.wait_until_ready().await;
     let _ = ns.remote_store.wait_until_ready().await;
@@ -497,13 +499,13 @@ fn content_hash<K: Serialize>(twin: &K) -> Result<String> {
 
 /// The twin is up to date when the remote object carries the same content hash and still has
 /// every field the engine sets (someone may have changed it remotely).
-fn is_up_to_date<K: Reflectable>(twin: &K, remote: &K) -> Result<bool> {
+fn is_up_to_date<R: Reflectable>(twin: &R, remote: &R) -> Result<bool> {
     if twin.annotations().get(CONTENT_HASH_ANNOTATION)
         != remote.annotations().get(CONTENT_HASH_ANNOTATION)
     {
         return Ok(false);
     }
-    let to_json = |obj: &K| {
+    let to_json = |obj: &R| {
         serde_json::to_value(obj).map_err(|source| Error::Serialization {
             what: "a twin object".to_owned(),
             source,
@@ -637,17 +639,39 @@ impl ReflectionManagerBuilder {
             core::v1::{ConfigMap, Secret, Service},
             networking::v1::Ingress,
         };
-        self.generic::<ConfigMap, _>("configmaps", ConfigMapForge)
-            .generic::<Secret, _>("secrets", SecretForge)
-            .generic::<Service, _>("services", ServiceForge)
-            .generic::<Ingress, _>("ingresses", IngressForge)
+        self.generic::<ConfigMap, _, ConfigMap>("configmaps", ConfigMapForge)
+            .generic::<Secret, _, Secret>("secrets", SecretForge)
+            .generic::<Service, _, Service>("services", ServiceForge)
+            .generic::<Ingress, _, Ingress>("ingresses", IngressForge)
     }
 
-    /// Adds a [`GenericReflector`] for kind `K` with forge `forge`.
+    /// Adds the EndpointSlice reflector: local EndpointSlices become ShadowEndpointSlices in
+    /// the remote namespace (see [`EndpointSliceForge`](crate::forge::EndpointSliceForge));
+    /// the provider materializes them with
+    /// [`ShadowEndpointSliceForge`](crate::forge::ShadowEndpointSliceForge). 10 workers unless
+    /// configured otherwise, as upstream.
     #[must_use]
-    pub fn generic<K: Reflectable, F: Forge<K>>(mut self, name: &str, forge: F) -> Self {
+    pub fn with_endpoint_slices(mut self, forge: crate::forge::EndpointSliceForge) -> Self {
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        use liqo_core::api::offloading::v1beta1::ShadowEndpointSlice;
+        self.configs
+            .entry("endpointslices".to_owned())
+            .or_insert(ReflectorConfig {
+                workers: 10,
+                ..ReflectorConfig::default()
+            });
+        self.generic::<EndpointSlice, _, ShadowEndpointSlice>("endpointslices", forge)
+    }
+
+    /// Adds a [`GenericReflector`] for local kind `K` (twin kind `R`) with forge `forge`.
+    #[must_use]
+    pub fn generic<K: Reflectable, F: Forge<K, R>, R: Reflectable>(
+        mut self,
+        name: &str,
+        forge: F,
+    ) -> Self {
         let config = self.configs.get(name).copied().unwrap_or_default();
-        let reflector =
+        let reflector: GenericReflector<K, F, R> =
             GenericReflector::new(name, forge, self.clusters.clone(), config, &self.registry);
         self.reflectors.push(Arc::new(reflector));
         self

@@ -457,3 +457,186 @@ async fn remote_outage_loses_nothing() {
     .await;
     assert_eq!(twins.len(), 7, "no duplicates, nothing lost: {twins:?}");
 }
+
+/// A Service with pods in both clusters: rome has two local pods and one on milan's virtual
+/// node (whose IP is how rome sees the pod running in milan); milan runs that pod. After
+/// reflection both sides list all three endpoints, milan seeing rome's pods at their remapped
+/// addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_slices_end_up_complete_on_both_sides() {
+    use k8s_openapi::api::{core::v1::Node, discovery::v1::EndpointSlice};
+    use liqo_core::api::offloading::v1beta1::ShadowEndpointSlice;
+    use liqo_ipam::remap::{Mapping, RemoteCidrs};
+    use liqo_reflect::forge::{EndpointSliceForge, RemoteNodes, ShadowEndpointSliceForge};
+
+    let mut clusters = Cluster::start_all(vec![
+        ClusterConfig::new("eps-rome").nodes(2),
+        ClusterConfig::new("eps-milan").nodes(1),
+    ])
+    .await
+    .unwrap();
+    let milan = clusters.pop().unwrap();
+    let rome = clusters.pop().unwrap();
+    milan.install_crds(liqo_core::api::crds()).await.unwrap();
+    namespace(&rome.client(), LOCAL_NS).await;
+    namespace(&milan.client(), REMOTE_NS).await;
+
+    // milan's virtual node in rome, simulated by a kwok node: its pods get IPs from the range
+    // rome uses to reach milan's pods.
+    let vnode: Node = serde_json::from_value(json!({
+        "metadata": {"name": "liqo-milan", "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"liqo.io/type": "virtual-node", "liqo.io/remote-cluster-id": "milan"}},
+        "spec": {"podCIDR": "10.250.0.0/24"},
+        "status": {"capacity": {"cpu": "8", "memory": "8Gi", "pods": "10"},
+                   "allocatable": {"cpu": "8", "memory": "8Gi", "pods": "10"},
+                   "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v1.36.3",
+                                "kubeProxyVersion": "", "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "",
+                                "machineID": "", "osImage": "", "systemUUID": ""}}
+    }))
+    .unwrap();
+    Api::<Node>::all(rome.client())
+        .create(&PostParams::default(), &vnode)
+        .await
+        .unwrap();
+
+    // milan sees rome's pod CIDR remapped to 10.222.0.0/16.
+    let remapped: ipnetwork::IpNetwork = "10.222.0.0/16".parse().unwrap();
+    let translator = RemoteCidrs {
+        pod: vec![Mapping::new(rome.pod_cidr().into(), remapped).unwrap()],
+        external: vec![],
+    };
+    let clusters = Clusters {
+        local: rome.client(),
+        remote: milan.client(),
+        local_id: "rome".parse().unwrap(),
+        remote_id: "milan".parse().unwrap(),
+    };
+    let remote_nodes = RemoteNodes::watch(rome.client(), &clusters.remote_id).await;
+    let consumer = ReflectionManager::builder(clusters)
+        .with_default_reflectors()
+        .with_endpoint_slices(EndpointSliceForge::new(translator, remote_nodes))
+        .build();
+    consumer
+        .start_namespace(&NamespacePair::new(LOCAL_NS, REMOTE_NS).unwrap())
+        .await
+        .unwrap();
+    let provider = ReflectionManager::builder(Clusters {
+        local: milan.client(),
+        remote: milan.client(),
+        local_id: "milan".parse().unwrap(),
+        remote_id: "milan".parse().unwrap(),
+    })
+    .generic::<ShadowEndpointSlice, _, EndpointSlice>(
+        "shadowendpointslices",
+        ShadowEndpointSliceForge,
+    )
+    .build();
+    provider
+        .start_namespace(&NamespacePair::new(REMOTE_NS, REMOTE_NS).unwrap())
+        .await
+        .unwrap();
+
+    // The Service and its pods.
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(rome.client(), LOCAL_NS)
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let pod = |name: &str, node: &str| -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "web"}},
+            "spec": {"nodeName": node, "containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 8080}]}]}
+        }))
+        .unwrap()
+    };
+    let rome_pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(rome.client(), LOCAL_NS);
+    for (name, node) in [
+        ("web-0", "eps-rome-node-0"),
+        ("web-1", "eps-rome-node-1"),
+        ("web-remote", "liqo-milan"),
+    ] {
+        rome_pods
+            .create(&PostParams::default(), &pod(name, node))
+            .await
+            .unwrap();
+    }
+    let milan_pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(milan.client(), REMOTE_NS);
+    milan_pods
+        .create(
+            &PostParams::default(),
+            &pod("web-remote", "eps-milan-node-0"),
+        )
+        .await
+        .unwrap();
+
+    let addresses = |client: Client, ns: &'static str| async move {
+        Api::<EndpointSlice>::namespaced(client, ns)
+            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .flat_map(|s| s.endpoints.unwrap_or_default())
+            .flat_map(|e| e.addresses)
+            .map(|a| a.parse::<std::net::Ipv4Addr>().unwrap())
+            .collect::<BTreeSet<_>>()
+    };
+    let rome_view = eventually(
+        "three endpoints in rome",
+        Duration::from_secs(60),
+        || async {
+            let a = addresses(rome.client(), LOCAL_NS).await;
+            (a.len() == 3).then_some(a)
+        },
+    )
+    .await;
+    let milan_view = eventually(
+        "three endpoints in milan",
+        Duration::from_secs(60),
+        || async {
+            let a = addresses(milan.client(), REMOTE_NS).await;
+            (a.len() == 3).then_some(a)
+        },
+    )
+    .await;
+    let local_pod_ips: BTreeSet<_> = rome_view
+        .iter()
+        .filter(|a| rome.pod_cidr().contains(**a))
+        .copied()
+        .collect();
+    assert_eq!(
+        local_pod_ips.len(),
+        2,
+        "rome: two local pods plus the one on the virtual node: {rome_view:?}"
+    );
+    let milan_native: Vec<_> = milan_view
+        .iter()
+        .filter(|a| milan.pod_cidr().contains(**a))
+        .collect();
+    let milan_remapped: BTreeSet<_> = milan_view
+        .iter()
+        .filter(|a| remapped.contains(std::net::IpAddr::V4(**a)))
+        .copied()
+        .collect();
+    assert_eq!(milan_native.len(), 1, "milan's own pod: {milan_view:?}");
+    let expected: BTreeSet<_> = local_pod_ips
+        .iter()
+        .map(|ip| {
+            let o = ip.octets();
+            std::net::Ipv4Addr::new(10, 222, o[2], o[3])
+        })
+        .collect();
+    assert_eq!(
+        milan_remapped, expected,
+        "rome's pods at their remapped addresses"
+    );
+    assert!(
+        !milan_view.iter().any(|a| a.octets()[..2] == [10, 250]),
+        "the pod milan runs is not duplicated"
+    );
+}

@@ -9,11 +9,13 @@
 use liqo_core::ids::ClusterId;
 
 pub mod configmap;
+pub mod endpointslice;
 pub mod ingress;
 pub mod secret;
 pub mod service;
 
 pub use configmap::ConfigMapForge;
+pub use endpointslice::{EndpointSliceForge, RemoteNodes, ShadowEndpointSliceForge};
 pub use ingress::IngressForge;
 pub use secret::SecretForge;
 pub use service::ServiceForge;
@@ -31,7 +33,8 @@ pub struct ForgeContext {
     pub remote_namespace: String,
 }
 
-/// Pure translation of objects of kind `K` from the local cluster to the remote one.
+/// Pure translation of local objects of kind `K` into remote twins of kind `R` (the same kind
+/// unless the twin is a "shadow", like an EndpointSlice reflected as a ShadowEndpointSlice).
 ///
 /// ```
 /// use k8s_openapi::api::core::v1::ConfigMap;
@@ -60,11 +63,11 @@ pub struct ForgeContext {
 /// let remote = Tagged.remote(&local, &ctx).unwrap();
 /// assert_eq!(remote.metadata.name.as_deref(), Some("settings"));
 /// ```
-pub trait Forge<K>: Send + Sync + 'static {
+pub trait Forge<K, R = K>: Send + Sync + 'static {
     /// The remote twin of `local`: its name (defaults to the local name when `None`), labels,
     /// annotations and content. The engine sets the namespace and the ownership labels.
     /// `None` means the object must not exist remotely.
-    fn remote(&self, local: &K, ctx: &ForgeContext) -> Option<K>;
+    fn remote(&self, local: &K, ctx: &ForgeContext) -> Option<R>;
 
     /// The name of the remote twin of the local object `local_name` (identity by default).
     fn remote_name(&self, local_name: &str, _ctx: &ForgeContext) -> String {
