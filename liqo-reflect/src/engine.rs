@@ -9,12 +9,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, Preconditions},
     runtime::{
-        WatchStreamExt,
         events::{Event as KubeEvent, EventType, Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
         watcher,
@@ -27,13 +25,14 @@ use liqo_core::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::{
     Error, Reflector, Result,
     forge::{Forge, ForgeContext},
     metrics::{ReflectorMetrics, Registry},
     queue::Queue,
+    worker::{Handler, Outcome, watch, work},
 };
 
 /// Annotation on every twin with a hash of what the engine applied, so that an unchanged
@@ -230,12 +229,22 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Reflector for GenericReflec
         });
         let mut tasks = JoinSet::new();
         let (local_ns, remote_ns) = (shared.clone(), shared.clone());
-        tasks.spawn(watch(local_api, local_writer, move |event| {
-            local_ns.on_event(Side::Local, event);
-        }));
-        tasks.spawn(watch(remote_api, remote_writer, move |event| {
-            remote_ns.on_event(Side::Remote, event);
-        }));
+        tasks.spawn(watch(
+            local_api,
+            watcher::Config::default(),
+            local_writer,
+            move |event| {
+                local_ns.on_event(Side::Local, event);
+            },
+        ));
+        tasks.spawn(watch(
+            remote_api,
+            watcher::Config::default(),
+            remote_writer,
+            move |event| {
+                remote_ns.on_event(Side::Remote, event);
+            },
+        ));
         for _ in 0..self.config.workers {
             tasks.spawn(work(shared.clone()));
         }
@@ -272,6 +281,31 @@ struct Namespaced<K: Reflectable, F: Forge<K, R>, R: Reflectable> {
     backoff: KeyedBackoff<String>,
     metrics: Arc<ReflectorMetrics>,
     recorder: Recorder,
+}
+
+#[async_trait]
+impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Handler for Namespaced<K, F, R> {
+    fn describe(&self) -> String {
+        format!("{} in {}", self.kind, self.ctx.local_namespace)
+    }
+
+    async fn ready(&self) {
+        // Both stores filled, so the first decisions see both sides.
+        let _ = self.local_store.wait_until_ready().await;
+        let _ = self.remote_store.wait_until_ready().await;
+    }
+
+    async fn handle(&self, key: &str) -> Result<Outcome> {
+        self.reconcile(key).await
+    }
+
+    async fn report(&self, key: &str, error: &Error) {
+        self.report_failure(key, error).await;
+    }
+
+    fn parts(&self) -> (&Queue, &KeyedBackoff<String>, &ReflectorMetrics) {
+        (&self.queue, &self.backoff, &self.metrics)
+    }
 }
 
 impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
@@ -406,7 +440,7 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
     }
 
     /// Records a failure as a Warning Event on the local object, if it still exists.
-    async fn report(&self, name: &str, error: &Error) {
+    async fn report_failure(&self, name: &str, error: &Error) {
         let Some(local) = self
             .local_store
             .get(&ObjectRef::new(name).within(&self.ctx.local_namespace))
@@ -426,64 +460,6 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
         if let Err(e) = self.recorder.publish(&event, &local.object_ref(&())).await {
             debug!(error = %e, "cannot record a reflection event");
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Written,
-    Unchanged,
-}
-
-/// Feeds a store from a watch and hands every event to `on_event`.
-async fn watch<O: Reflectable>(
-    api: Api<O>,
-    writer: reflector::store::Writer<O>,
-    on_event: impl Fn(watcher::Event<O>) + Send + 'static,
-) {
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        match stream.try_next().await {
-            Ok(Some(event)) => on_event(event),
-            Ok(None) => return,
-            // default_backoff already spaces retries; the watch resumes by itself.
-            Err(e) => debug!(error = %e, "watch error"),
-        }
-    }
-}
-
-/// A worker: takes keys from the queue and reconciles them, with per-key backoff on errors.
-async fn work<K: Reflectable, F: Forge<K, R>, R: Reflectable>(ns: Arc<Namespaced<K, F, R>>) {
-    // Wait for both stores to be filled, so the first decisions see both sides.
-    let _ = ns.local_store.wait_until_ready().await;
-    let _ = ns.remote_store.wait_until_ready().await;
-    while let Some((key, since)) = ns.queue.next().await {
-        match ns.reconcile(&key).await {
-            Ok(outcome) => {
-                ns.backoff.reset(&key);
-                if outcome == Outcome::Written {
-                    ns.metrics.observe_reflected(since.elapsed());
-                }
-            }
-            Err(error) => {
-                ns.metrics.observe_error();
-                let delay = ns.backoff.next(&key);
-                warn!(kind = %ns.kind, name = %key, namespace = %ns.ctx.local_namespace, %error,
-                      retry_in = ?delay, "reflection failed");
-                ns.report(&key, &error).await;
-                let retry = ns.clone();
-                let retry_key = key.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    retry.queue.add(retry_key);
-                });
-            }
-        }
-        ns.queue.done(&key);
     }
 }
 

@@ -26,6 +26,7 @@ pub mod error;
 pub mod forge;
 pub mod metrics;
 mod queue;
+mod worker;
 
 pub use engine::{
     CONTENT_HASH_ANNOTATION, Clusters, GenericReflector, Policy, Reflectable, ReflectionManager,

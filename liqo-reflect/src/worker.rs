@@ -1,0 +1,98 @@
+//! The machinery every reflector shares: watches feeding stores, and workers draining a
+//! [`Queue`] through a [`Handler`] with per-key exponential backoff and metrics.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+use liqo_core::runtime::KeyedBackoff;
+use tracing::{debug, warn};
+
+use crate::{Error, Result, metrics::ReflectorMetrics, queue::Queue};
+
+/// What handling a key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Something was written (counted as reflected, with its latency).
+    Written,
+    /// Nothing needed doing.
+    Unchanged,
+}
+
+/// One reflector's work in one namespace pair.
+#[async_trait]
+pub(crate) trait Handler: Send + Sync + 'static {
+    /// For logs, e.g. `ConfigMap in demo`.
+    fn describe(&self) -> String;
+    /// Resolves once the handler's caches are filled.
+    async fn ready(&self);
+    /// Makes the reflection of `key` what it should be.
+    async fn handle(&self, key: &str) -> Result<Outcome>;
+    /// Reports a failure (for example as an Event on the source object).
+    async fn report(&self, key: &str, error: &Error);
+    /// The queue, backoff and metrics the workers use.
+    fn parts(&self) -> (&Queue, &KeyedBackoff<String>, &ReflectorMetrics);
+}
+
+/// A worker: takes keys from the queue and handles them, retrying failures after a per-key
+/// exponential backoff.
+pub(crate) async fn work<H: Handler>(handler: Arc<H>) {
+    handler.ready().await;
+    loop {
+        let next = handler.parts().0.next().await;
+        let Some((key, since)) = next else { return };
+        let (queue, backoff, metrics) = handler.parts();
+        match handler.handle(&key).await {
+            Ok(outcome) => {
+                backoff.reset(&key);
+                if outcome == Outcome::Written {
+                    metrics.observe_reflected(since.elapsed());
+                }
+            }
+            Err(error) => {
+                metrics.observe_error();
+                let delay = backoff.next(&key);
+                warn!(what = %handler.describe(), name = %key, %error, retry_in = ?delay, "reflection failed");
+                handler.report(&key, &error).await;
+                let retry = handler.clone();
+                let retry_key = key.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    retry.parts().0.add(retry_key);
+                });
+            }
+        }
+        queue.done(&key);
+    }
+}
+
+/// Feeds a store from a watch (re-listing after reconnections, with kube's default backoff)
+/// and hands every event to `on_event`.
+pub(crate) async fn watch<O>(
+    api: Api<O>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<O>,
+    on_event: impl Fn(watcher::Event<O>) + Send + 'static,
+) where
+    O: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        match stream.try_next().await {
+            Ok(Some(event)) => on_event(event),
+            Ok(None) => return,
+            Err(e) => debug!(error = %e, "watch error"),
+        }
+    }
+}
