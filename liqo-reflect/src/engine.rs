@@ -599,7 +599,8 @@ pub struct ReflectionManagerBuilder {
 }
 
 impl ReflectionManagerBuilder {
-    /// Settings of a built-in reflector (`configmaps`, `secrets`, `services`, `ingresses`);
+    /// Settings of a built-in reflector (`configmaps`, `secrets`, `services`, `ingresses`,
+    /// `events`, `endpointslices`);
     /// call before [`with_default_reflectors`](Self::with_default_reflectors).
     #[must_use]
     pub fn config(mut self, reflector: &str, config: ReflectorConfig) -> Self {
@@ -607,7 +608,8 @@ impl ReflectionManagerBuilder {
         self
     }
 
-    /// Adds the built-in reflectors: ConfigMaps, Secrets, Services and Ingresses.
+    /// Adds the built-in reflectors: ConfigMaps, Secrets, Services and Ingresses (local to
+    /// remote) and Events (remote to local).
     #[must_use]
     pub fn with_default_reflectors(self) -> Self {
         use crate::forge::{ConfigMapForge, IngressForge, SecretForge, ServiceForge};
@@ -615,10 +617,16 @@ impl ReflectionManagerBuilder {
             core::v1::{ConfigMap, Secret, Service},
             networking::v1::Ingress,
         };
+        let events = crate::event::EventReflector::new(
+            self.clusters.clone(),
+            self.configs.get("events").copied().unwrap_or_default(),
+            &self.registry,
+        );
         self.generic::<ConfigMap, _, ConfigMap>("configmaps", ConfigMapForge)
             .generic::<Secret, _, Secret>("secrets", SecretForge)
             .generic::<Service, _, Service>("services", ServiceForge)
             .generic::<Ingress, _, Ingress>("ingresses", IngressForge)
+            .reflector(Arc::new(events))
     }
 
     /// Adds the EndpointSlice reflector: local EndpointSlices become ShadowEndpointSlices in

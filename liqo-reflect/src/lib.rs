@@ -23,6 +23,7 @@ use liqo_core::ids::NamespacePair;
 
 mod engine;
 pub mod error;
+pub mod event;
 pub mod forge;
 pub mod metrics;
 mod queue;

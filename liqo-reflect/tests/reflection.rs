@@ -640,3 +640,92 @@ async fn endpoint_slices_end_up_complete_on_both_sides() {
         "the pod milan runs is not duplicated"
     );
 }
+
+/// Events about twins in the remote cluster show up on the local objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_events_are_reflected_onto_local_objects() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+
+    let (rome, milan, _manager) = setup("ev-rome", "ev-milan").await;
+    let local_cms: Api<ConfigMap> = Api::namespaced(rome.client(), LOCAL_NS);
+    local_cms
+        .create(&PostParams::default(), &cm("settings", &[("a", "1")], &[]))
+        .await
+        .unwrap();
+    let remote_events: Api<CoreEvent> = Api::namespaced(milan.client(), REMOTE_NS);
+    let event = |name: &str, kind: &str, about: &str| -> CoreEvent {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "involvedObject": {"apiVersion": "v1", "kind": kind, "name": about, "namespace": REMOTE_NS},
+            "reason": "Checked", "message": format!("{about} looked at"), "type": "Normal", "count": 1,
+            "firstTimestamp": "2026-11-21T10:00:00Z", "lastTimestamp": "2026-11-21T10:00:00Z",
+            "source": {"component": "milan-checker"}
+        }))
+        .unwrap()
+    };
+    for (name, kind, about) in [
+        ("settings.1", "ConfigMap", "settings"),
+        ("root-ca.1", "ConfigMap", "kube-root-ca.crt.rome"),
+        ("ghost.1", "ConfigMap", "ghost"),
+        ("node.1", "Node", "whatever"),
+    ] {
+        remote_events
+            .create(&PostParams::default(), &event(name, kind, about))
+            .await
+            .unwrap();
+    }
+    let local_events: Api<CoreEvent> = Api::namespaced(rome.client(), LOCAL_NS);
+    let settings_uid = local_cms.get("settings").await.unwrap().uid();
+    let twin = eventually("the event twin", WAIT, || async {
+        local_events.get_opt("settings.1").await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        twin.involved_object.uid, settings_uid,
+        "about the local object, with its UID"
+    );
+    assert_eq!(twin.involved_object.namespace.as_deref(), Some(LOCAL_NS));
+    assert_eq!(twin.reason.as_deref(), Some("Checked"));
+    assert!(twin.message.unwrap().contains("in cluster milan"));
+    let root = eventually("the root CA event", WAIT, || async {
+        local_events.get_opt("root-ca.1").await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        root.involved_object.name.as_deref(),
+        Some("kube-root-ca.crt")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        local_events.get_opt("ghost.1").await.unwrap().is_none(),
+        "no local object, no event"
+    );
+    assert!(
+        local_events.get_opt("node.1").await.unwrap().is_none(),
+        "not a reflected kind"
+    );
+
+    // Updates follow, and the twin goes with its remote event.
+    let bump = json!({"count": 5, "lastTimestamp": "2026-11-21T10:05:00Z"});
+    remote_events
+        .patch("settings.1", &PatchParams::default(), &Patch::Merge(&bump))
+        .await
+        .unwrap();
+    eventually("the count update", WAIT, || async {
+        (local_events.get("settings.1").await.unwrap().count == Some(5)).then_some(())
+    })
+    .await;
+    remote_events
+        .delete("settings.1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the twin to go", WAIT, || async {
+        local_events
+            .get_opt("settings.1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
