@@ -729,3 +729,137 @@ async fn remote_events_are_reflected_onto_local_objects() {
     })
     .await;
 }
+
+/// Latest FailedReflection Event note about local object `name`, if any.
+async fn failed_reflection(local: &Client, name: &str) -> Option<String> {
+    Api::<Event>::namespaced(local.clone(), LOCAL_NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("FailedReflection")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .find_map(|e| e.note)
+}
+
+/// The remote API server rejecting a twin, or the remote namespace disappearing, is reported on
+/// the local object; the engine keeps reflecting everything else and recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_twins_and_deleted_namespaces_are_reported_and_recovered() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+
+    let (rome, milan, _manager) = setup("bad-rome", "bad-milan").await;
+    let (local, remote) = (rome.client(), milan.client());
+    let local_cms: Api<ConfigMap> = Api::namespaced(local.clone(), LOCAL_NS);
+    let remote_cms: Api<ConfigMap> = Api::namespaced(remote.clone(), REMOTE_NS);
+    eventually("the root CA twin", WAIT, || async {
+        remote_cms.get_opt("kube-root-ca.crt.rome").await.unwrap()
+    })
+    .await;
+
+    // The provider allows only 3 ConfigMaps in the namespace: its own root CA, ours, one more.
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "few-configmaps"}, "spec": {"hard": {"count/configmaps": "3"}}
+    }))
+    .unwrap();
+    Api::<ResourceQuota>::namespaced(remote.clone(), REMOTE_NS)
+        .create(&PostParams::default(), &quota)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the quota controller count
+    local_cms
+        .create(&PostParams::default(), &cm("fits", &[("k", "v")], &[]))
+        .await
+        .unwrap();
+    eventually("the twin that fits", WAIT, || async {
+        remote_cms.get_opt("fits").await.unwrap()
+    })
+    .await;
+    local_cms
+        .create(
+            &PostParams::default(),
+            &cm("over-quota", &[("k", "v")], &[]),
+        )
+        .await
+        .unwrap();
+    let note = eventually("the rejection reported", WAIT, || async {
+        failed_reflection(&local, "over-quota").await
+    })
+    .await;
+    assert!(note.contains("exceeded quota"), "{note}");
+    // Other kinds keep flowing.
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "still-works"}, "stringData": {"a": "b"}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(local.clone(), LOCAL_NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    eventually("other reflections continue", WAIT, || async {
+        Api::<Secret>::namespaced(remote.clone(), REMOTE_NS)
+            .get_opt("still-works")
+            .await
+            .unwrap()
+    })
+    .await;
+    // Lifting the quota lets the retry succeed.
+    Api::<ResourceQuota>::namespaced(remote.clone(), REMOTE_NS)
+        .delete("few-configmaps", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the rejected twin after the quota is lifted",
+        Duration::from_secs(90),
+        || async { remote_cms.get_opt("over-quota").await.unwrap() },
+    )
+    .await;
+
+    // The remote namespace is deleted under the engine, then comes back.
+    Api::<Namespace>::all(remote.clone())
+        .delete(REMOTE_NS, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the remote namespace to go",
+        Duration::from_secs(60),
+        || async {
+            Api::<Namespace>::all(remote.clone())
+                .get_opt(REMOTE_NS)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    local_cms
+        .create(&PostParams::default(), &cm("orphan", &[("k", "v")], &[]))
+        .await
+        .unwrap();
+    let note = eventually("the missing namespace reported", WAIT, || async {
+        failed_reflection(&local, "orphan").await
+    })
+    .await;
+    assert!(
+        note.contains("not found") || note.contains("NotFound"),
+        "{note}"
+    );
+    namespace(&remote, REMOTE_NS).await;
+    let twins = eventually(
+        "everything back after the namespace returns",
+        Duration::from_secs(90),
+        || async {
+            let twins = owned_twins(&remote_cms).await;
+            (twins.contains_key("orphan")
+                && twins.contains_key("fits")
+                && twins.contains_key("over-quota"))
+            .then_some(twins)
+        },
+    )
+    .await;
+    assert_eq!(twins.len(), 3, "{twins:?}");
+}
