@@ -1,4 +1,4 @@
-//! Reflection of 1,000 ConfigMaps between two real control planes, as JSON lines
+//! Reflection of 1,000 ConfigMaps and 1,000 EndpointSlices between two real control planes, as JSON lines
 //! (`{"bench": ..., "value": ..., "unit": ...}`).
 //!
 //! ```sh
@@ -21,13 +21,19 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace},
+    discovery::v1::EndpointSlice,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::PostParams,
     runtime::{WatchStreamExt, watcher},
 };
+use liqo_core::api::offloading::v1beta1::ShadowEndpointSlice;
 use liqo_core::ids::NamespacePair;
+use liqo_ipam::remap::{Mapping, RemoteCidrs};
+use liqo_reflect::forge::{EndpointSliceForge, Forge, ForgeContext, RemoteNodes};
 use liqo_reflect::{Clusters, ReflectionManager, ReflectorConfig};
 use liqo_testenv::{Cluster, ClusterConfig};
 use serde_json::json;
@@ -39,6 +45,7 @@ fn emit(bench: &str, value: f64, unit: &str) {
 }
 
 fn cm(name: &str) -> ConfigMap {
+    // The ConfigMap variant of the workload.
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"key": "value", "n": name}}))
         .unwrap()
 }
@@ -76,7 +83,7 @@ async fn main() {
     .unwrap();
     let milan = clusters.pop().unwrap();
     let rome = clusters.pop().unwrap();
-    for ns in ["engine", "copy"] {
+    for ns in ["engine", "copy", "eps-engine", "eps-copy"] {
         namespace(&rome.client(), ns).await;
         namespace(&milan.client(), ns).await;
     }
@@ -102,8 +109,8 @@ async fn main() {
         .start_namespace(&NamespacePair::new("engine", "engine").unwrap())
         .await
         .unwrap();
-    let (latencies, total) = burst(&rome, &milan, "engine").await;
-    report("engine", &latencies, total);
+    let (latencies, total) = burst::<ConfigMap, ConfigMap>(&rome, &milan, "engine", cm).await;
+    report("configmaps", "engine", &latencies, total);
     emit(
         "reflect_process_peak_rss_growth",
         peak_rss_mib() - rss_before,
@@ -132,41 +139,111 @@ async fn main() {
             let _ = remote_api.create(&PostParams::default(), &copy).await;
         }
     });
-    let (latencies, total) = burst(&rome, &milan, "copy").await;
-    report("copy_loop", &latencies, total);
+    let (latencies, total) = burst::<ConfigMap, ConfigMap>(&rome, &milan, "copy", cm).await;
+    report("configmaps", "copy_loop", &latencies, total);
+    copier.abort();
+
+    // EndpointSlices, reflected as ShadowEndpointSlices: engine, then the same copy loop (which
+    // uses the same pure forge for the translation, so only the machinery differs).
+    milan.install_crds(liqo_core::api::crds()).await.unwrap();
+    let mapping = Mapping::new(rome.pod_cidr().into(), "10.222.0.0/16".parse().unwrap()).unwrap();
+    let forge = EndpointSliceForge::new(
+        RemoteCidrs {
+            pod: vec![mapping],
+            external: vec![],
+        },
+        RemoteNodes::from_fn(|_| false),
+    );
+    let manager = ReflectionManager::builder(Clusters {
+        local: rome.client(),
+        remote: milan.client(),
+        local_id: "rome".parse().unwrap(),
+        remote_id: "milan".parse().unwrap(),
+    })
+    .with_endpoint_slices(forge.clone())
+    .build();
+    manager
+        .start_namespace(&NamespacePair::new("eps-engine", "eps-engine").unwrap())
+        .await
+        .unwrap();
+    let (latencies, total) =
+        burst::<EndpointSlice, ShadowEndpointSlice>(&rome, &milan, "eps-engine", slice).await;
+    report("endpointslices", "engine", &latencies, total);
+    manager
+        .stop_namespace(&NamespacePair::new("eps-engine", "eps-engine").unwrap())
+        .await
+        .unwrap();
+
+    let local_api: Api<EndpointSlice> = Api::namespaced(rome.client(), "eps-copy");
+    let remote_api: Api<ShadowEndpointSlice> = Api::namespaced(milan.client(), "eps-copy");
+    let ctx = ForgeContext {
+        local_cluster: "rome".parse().unwrap(),
+        remote_cluster: "milan".parse().unwrap(),
+        local_namespace: "eps-copy".into(),
+        remote_namespace: "eps-copy".into(),
+    };
+    let copier = tokio::spawn(async move {
+        let mut events = std::pin::pin!(
+            watcher(local_api.clone(), watcher::Config::default()).applied_objects()
+        );
+        while let Ok(Some(obj)) = events.try_next().await {
+            let Ok(local) = local_api.get(&obj.name_any()).await else {
+                continue;
+            };
+            let Some(mut shadow) = forge.remote(&local, &ctx) else {
+                continue;
+            };
+            shadow.metadata.namespace = Some("eps-copy".into());
+            let _ = remote_api.create(&PostParams::default(), &shadow).await;
+        }
+    });
+    let (latencies, total) =
+        burst::<EndpointSlice, ShadowEndpointSlice>(&rome, &milan, "eps-copy", slice).await;
+    report("endpointslices", "copy_loop", &latencies, total);
     copier.abort();
 }
 
-fn report(which: &str, latencies: &[Duration], total: Duration) {
+fn report(kind: &str, which: &str, latencies: &[Duration], total: Duration) {
+    let name = |m: &str| format!("reflect_1000_{kind}_{which}_{m}");
+    emit(&name("p50"), percentile(latencies, 0.5), "ms");
+    emit(&name("p99"), percentile(latencies, 0.99), "ms");
+    emit(&name("max"), percentile(latencies, 1.0), "ms");
     emit(
-        &format!("reflect_1000_configmaps_{which}_p50"),
-        percentile(latencies, 0.5),
-        "ms",
-    );
-    emit(
-        &format!("reflect_1000_configmaps_{which}_p99"),
-        percentile(latencies, 0.99),
-        "ms",
-    );
-    emit(
-        &format!("reflect_1000_configmaps_{which}_max"),
-        percentile(latencies, 1.0),
-        "ms",
-    );
-    emit(
-        &format!("reflect_1000_configmaps_{which}_throughput"),
+        &name("throughput"),
         N as f64 / total.as_secs_f64(),
         "objects/s",
     );
 }
 
-/// Creates N ConfigMaps in `ns` of rome (64 at a time) and waits until each has a copy in `ns`
-/// of milan. Returns each object's latency from its local create to its remote copy being
-/// seen by a watch, sorted, and the time from the first create to the last copy.
-async fn burst(rome: &Cluster, milan: &Cluster, ns: &str) -> (Vec<Duration>, Duration) {
+/// Creates N objects (from `make`) in `ns` of rome, 64 at a time, and waits until each has
+/// a twin of kind `R` in `ns` of milan. Returns each object's latency from its local create to
+/// its twin being seen by a watch, sorted, and the time from the first create to the last twin.
+async fn burst<L, R>(
+    rome: &Cluster,
+    milan: &Cluster,
+    ns: &str,
+    make: fn(&str) -> L,
+) -> (Vec<Duration>, Duration)
+where
+    L: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    R: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let remote_api: Api<ConfigMap> = Api::namespaced(milan.client(), ns);
+    let remote_api: Api<R> = Api::namespaced(milan.client(), ns);
     let watch_seen = seen.clone();
     let watch = tokio::spawn(async move {
         let mut events =
@@ -180,15 +257,15 @@ async fn burst(rome: &Cluster, milan: &Cluster, ns: &str) -> (Vec<Duration>, Dur
         }
     });
     tokio::time::sleep(Duration::from_secs(1)).await; // let the watches settle
-    let local_api: Api<ConfigMap> = Api::namespaced(rome.client(), ns);
+    let local_api: Api<L> = Api::namespaced(rome.client(), ns);
     let start = Instant::now();
     stream::iter(0..N)
         .map(|i| {
             let api = local_api.clone();
             let created = created.clone();
             async move {
-                let name = format!("cm-{i:04}");
-                api.create(&PostParams::default(), &cm(&name))
+                let name = format!("obj-{i:04}");
+                api.create(&PostParams::default(), &make(&name))
                     .await
                     .unwrap();
                 created.lock().unwrap().insert(name, Instant::now());
@@ -201,7 +278,7 @@ async fn burst(rome: &Cluster, milan: &Cluster, ns: &str) -> (Vec<Duration>, Dur
         .lock()
         .unwrap()
         .keys()
-        .filter(|k| k.starts_with("cm-"))
+        .filter(|k| k.starts_with("obj-"))
         .count()
         < N
     {
@@ -219,4 +296,14 @@ async fn burst(rome: &Cluster, milan: &Cluster, ns: &str) -> (Vec<Duration>, Dur
     };
     latencies.sort();
     (latencies, total)
+}
+
+fn slice(name: &str) -> EndpointSlice {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "bench"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.100.1.1"], "conditions": {"ready": true}}]
+    }))
+    .unwrap()
 }
