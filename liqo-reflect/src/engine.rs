@@ -343,6 +343,9 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
     }
 
     fn is_owned(&self, remote: &R) -> bool {
+        if !self.forge.manages(remote) {
+            return false;
+        }
         let labels = remote.labels();
         labels.get(ORIGIN).map(String::as_str) == Some(self.ctx.local_cluster.as_str())
             && labels.get(DESTINATION).map(String::as_str) == Some(self.ctx.remote_cluster.as_str())
@@ -600,7 +603,7 @@ pub struct ReflectionManagerBuilder {
 
 impl ReflectionManagerBuilder {
     /// Settings of a built-in reflector (`configmaps`, `secrets`, `services`, `ingresses`,
-    /// `events`, `endpointslices`);
+    /// `events`, `serviceaccounts`, `endpointslices`, `persistentvolumeclaims`);
     /// call before [`with_default_reflectors`](Self::with_default_reflectors).
     #[must_use]
     pub fn config(mut self, reflector: &str, config: ReflectorConfig) -> Self {
@@ -608,8 +611,9 @@ impl ReflectionManagerBuilder {
         self
     }
 
-    /// Adds the built-in reflectors: ConfigMaps, Secrets, Services and Ingresses (local to
-    /// remote) and Events (remote to local).
+    /// Adds the built-in reflectors: ConfigMaps, Secrets, Services, Ingresses, ServiceAccount
+    /// tokens and PersistentVolumeClaims of the virtual storage class `liqo` (local to remote),
+    /// and Events (remote to local).
     #[must_use]
     pub fn with_default_reflectors(self) -> Self {
         use crate::forge::{ConfigMapForge, IngressForge, SecretForge, ServiceForge};
@@ -617,9 +621,20 @@ impl ReflectionManagerBuilder {
             core::v1::{ConfigMap, Secret, Service},
             networking::v1::Ingress,
         };
+        let config = |name: &str| self.configs.get(name).copied().unwrap_or_default();
         let events = crate::event::EventReflector::new(
             self.clusters.clone(),
-            self.configs.get("events").copied().unwrap_or_default(),
+            config("events"),
+            &self.registry,
+        );
+        let claims = crate::storage::PersistentVolumeClaimReflector::new(
+            self.clusters.clone(),
+            config("persistentvolumeclaims"),
+            &self.registry,
+        );
+        let service_accounts = crate::serviceaccount::ServiceAccountReflector::new(
+            self.clusters.clone(),
+            config("serviceaccounts"),
             &self.registry,
         );
         self.generic::<ConfigMap, _, ConfigMap>("configmaps", ConfigMapForge)
@@ -627,6 +642,8 @@ impl ReflectionManagerBuilder {
             .generic::<Service, _, Service>("services", ServiceForge)
             .generic::<Ingress, _, Ingress>("ingresses", IngressForge)
             .reflector(Arc::new(events))
+            .reflector(Arc::new(service_accounts))
+            .reflector(Arc::new(claims))
     }
 
     /// Adds the EndpointSlice reflector: local EndpointSlices become ShadowEndpointSlices in

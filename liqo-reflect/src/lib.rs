@@ -10,7 +10,7 @@
 //! - [`GenericReflector`]: the engine that turns a forge into a reflector: watches and stores on
 //!   both sides, a deduplicating work queue with workers, per-object backoff, server-side apply
 //!   with field manager `reflection.liqo.io`, ownership labels so it never touches objects it did
-//!   not create, resync after reconnection, Events on failures, [metrics](metrics).
+//!   not create, resync after reconnection, Events on failures, [`metrics`].
 //! - [`ReflectionManager`]: all reflectors of one peering.
 //!
 //! Start with [`ReflectionManager::builder`], or implement [`Forge`](forge::Forge) for your own
@@ -27,6 +27,8 @@ pub mod event;
 pub mod forge;
 pub mod metrics;
 mod queue;
+pub mod serviceaccount;
+pub mod storage;
 mod worker;
 
 pub use engine::{

@@ -263,6 +263,69 @@ async fn every_kind_follows_local_changes_with_its_mutations() {
     })
     .await;
     assert_eq!(twin.data.unwrap()["password"].0, b"s3cret");
+    let rotate = json!({"stringData": {"password": "n3w"}});
+    local_secrets
+        .patch("creds", &PatchParams::default(), &Patch::Merge(&rotate))
+        .await
+        .unwrap();
+    eventually("the Secret update", WAIT, || async {
+        let twin = remote_secrets.get("creds").await.unwrap();
+        (twin.data.unwrap()["password"].0 == b"n3w").then_some(())
+    })
+    .await;
+    let sa_token: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "legacy-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
+        "type": "kubernetes.io/service-account-token"
+    }))
+    .unwrap();
+    local_secrets
+        .create(&PostParams::default(), &sa_token)
+        .await
+        .unwrap();
+    let legacy = eventually("the token Secret twin", WAIT, || async {
+        remote_secrets
+            .get_opt("legacy-token")
+            .await
+            .unwrap()
+            .filter(|s| s.data.is_some())
+    })
+    .await;
+    assert_eq!(
+        legacy.type_.as_deref(),
+        Some("Opaque"),
+        "token Secrets become Opaque remotely"
+    );
+    assert!(
+        legacy.data.unwrap().contains_key("token"),
+        "with the token the local cluster issued"
+    );
+    // The ServiceAccount reflector's token Secrets live beside the Secret twins; the Secret
+    // reflector must leave them alone although no local Secret has their name.
+    let token_name = liqo_reflect::serviceaccount::secret_name("default");
+    let token = eventually("the default token Secret", WAIT, || async {
+        remote_secrets.get_opt(&token_name).await.unwrap()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = remote_secrets.get(&token_name).await.unwrap();
+    assert_eq!(
+        later.uid(),
+        token.uid(),
+        "the token Secret is never deleted and recreated"
+    );
+    local_secrets
+        .delete("creds", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Secret deletion", WAIT, || async {
+        remote_secrets
+            .get_opt("creds")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     // Services: cluster IPs are the remote cluster's own, node ports are not copied unless
     // forced, headless stays headless.
@@ -342,6 +405,29 @@ async fn every_kind_follows_local_changes_with_its_mutations() {
     })
     .await;
     assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+    let reselect = json!({"spec": {"selector": {"app": "web-v2"}}});
+    local_svcs
+        .patch("web", &PatchParams::default(), &Patch::Merge(&reselect))
+        .await
+        .unwrap();
+    eventually("the Service update", WAIT, || async {
+        let twin = remote_svcs.get("web").await.unwrap();
+        (twin.spec.unwrap().selector.unwrap()["app"] == "web-v2").then_some(())
+    })
+    .await;
+    local_svcs
+        .delete("headless", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Service deletion", WAIT, || async {
+        remote_svcs
+            .get_opt("headless")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     // Ingresses: the ingress class is the remote cluster's business.
     let local_ing: Api<Ingress> = Api::namespaced(local.clone(), LOCAL_NS);
@@ -367,6 +453,32 @@ async fn every_kind_follows_local_changes_with_its_mutations() {
         spec.rules.unwrap()[0].host.as_deref(),
         Some("demo.example.com")
     );
+    let rehost = json!({"spec": {"rules": [{"host": "v2.example.com", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+    ]}}]}});
+    local_ing
+        .patch("front", &PatchParams::default(), &Patch::Merge(&rehost))
+        .await
+        .unwrap();
+    eventually("the Ingress update", WAIT, || async {
+        let twin = remote_ing.get("front").await.unwrap();
+        (twin.spec.unwrap().rules.unwrap()[0].host.as_deref() == Some("v2.example.com"))
+            .then_some(())
+    })
+    .await;
+    local_ing
+        .delete("front", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Ingress deletion", WAIT, || async {
+        remote_ing
+            .get_opt("front")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 
     let metrics = manager.metrics().render();
     for reflector in ["configmaps", "secrets", "services", "ingresses"] {

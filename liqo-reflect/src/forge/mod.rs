@@ -69,6 +69,13 @@ pub trait Forge<K, R = K>: Send + Sync + 'static {
     /// `None` means the object must not exist remotely.
     fn remote(&self, local: &K, ctx: &ForgeContext) -> Option<R>;
 
+    /// Whether a remote object carrying this reflection's ownership labels is a twin made by
+    /// this forge (default: yes). Return `false` for objects of the same kind that another
+    /// reflector writes, so this one never deletes or overwrites them.
+    fn manages(&self, _remote: &R) -> bool {
+        true
+    }
+
     /// The name of the remote twin of the local object `local_name` (identity by default).
     fn remote_name(&self, local_name: &str, _ctx: &ForgeContext) -> String {
         local_name.to_owned()

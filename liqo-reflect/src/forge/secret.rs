@@ -54,6 +54,15 @@ pub const SERVICE_ACCOUNT_NAME_KEY: &str = "kubernetes.io/service-account.name";
 pub struct SecretForge;
 
 impl Forge<Secret> for SecretForge {
+    /// Token Secrets written by the ServiceAccount reflector are not this forge's twins.
+    fn manages(&self, remote: &Secret) -> bool {
+        !remote
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(liqo_core::labels::reflection::SERVICE_ACCOUNT_NAME))
+    }
+
     fn remote(&self, local: &Secret, _ctx: &ForgeContext) -> Option<Secret> {
         let mut remote = Secret {
             metadata: remote_metadata(&local.metadata),
