@@ -219,6 +219,7 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Reflector for GenericReflec
             ctx,
             forge: self.forge.clone(),
             policy: self.config.policy,
+            local_api: local_api.clone(),
             remote_api: remote_api.clone(),
             local_store,
             remote_store,
@@ -274,6 +275,7 @@ struct Namespaced<K: Reflectable, F: Forge<K, R>, R: Reflectable> {
     ctx: ForgeContext,
     forge: Arc<F>,
     policy: Policy,
+    local_api: Api<K>,
     remote_api: Api<R>,
     local_store: Store<K>,
     remote_store: Store<R>,
@@ -378,6 +380,39 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
         Ok(Some(twin))
     }
 
+    /// Writes to the local object's status what the forge derives from the remote twin, when
+    /// it is not there yet.
+    async fn propagate_status(&self, local: &K, remote: &R) -> Result<()> {
+        let Some(status) = self.forge.local_status(local, remote, &self.ctx) else {
+            return Ok(());
+        };
+        let current = serde_json::to_value(local).map_err(|source| Error::Serialization {
+            what: "a local object".to_owned(),
+            source,
+        })?;
+        let current = current
+            .get("status")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        if contains(&current, &status) {
+            return Ok(());
+        }
+        let name = local.name_any();
+        self.local_api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({ "status": status })),
+            )
+            .await
+            .map_err(Error::kube(format!(
+                "writing the status of {} {}/{name}",
+                K::kind(&()),
+                self.ctx.local_namespace
+            )))?;
+        Ok(())
+    }
+
     /// Makes the remote twin of the local object `name` what it should be.
     async fn reconcile(&self, name: &str) -> Result<Outcome> {
         let local = self
@@ -400,6 +435,9 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Namespaced<K, F, R> {
                             namespace: self.ctx.remote_namespace.clone(),
                             name: remote_name,
                         });
+                    }
+                    if let Some(local) = &local {
+                        self.propagate_status(local, remote).await?;
                     }
                     if is_up_to_date(&twin, remote)? {
                         return Ok(Outcome::Unchanged);

@@ -40,7 +40,10 @@ pub use error::{Error, Result};
 /// Reflects one kind of object between the local cluster and a peer, per namespace pair.
 ///
 /// The engine's [`GenericReflector`] implements it for any namespaced kind given a
-/// [`Forge`](forge::Forge); implement it directly for something else entirely. A complete
+/// [`Forge`](forge::Forge): the runnable example `examples/reflect_custom_resource.rs` reflects
+/// a custom resource of its own that way, beside the built-in reflectors
+/// (`ReflectionManager::builder(..).generic::<Backup, _, Backup>("backups", BackupForge)`).
+/// Implement the trait directly for something else entirely. A complete
 /// implementation that mirrors the *names* of local ConfigMaps into a log:
 ///
 /// ```

@@ -453,6 +453,18 @@ async fn every_kind_follows_local_changes_with_its_mutations() {
         spec.rules.unwrap()[0].host.as_deref(),
         Some("demo.example.com")
     );
+    // The remote ingress controller publishes an address: it shows on the local Ingress.
+    let published = json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}});
+    remote_ing
+        .patch_status("front", &PatchParams::default(), &Patch::Merge(&published))
+        .await
+        .unwrap();
+    eventually("the address on the local Ingress", WAIT, || async {
+        let local = local_ing.get("front").await.unwrap();
+        let ingress = local.status?.load_balancer?.ingress?;
+        (ingress[0].ip.as_deref() == Some("203.0.113.10")).then_some(())
+    })
+    .await;
     let rehost = json!({"spec": {"rules": [{"host": "v2.example.com", "http": {"paths": [
         {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
     ]}}]}});

@@ -49,6 +49,20 @@ pub const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 pub struct IngressForge;
 
 impl Forge<Ingress> for IngressForge {
+    /// The addresses the remote ingress controller published show on the local Ingress.
+    fn local_status(
+        &self,
+        _local: &Ingress,
+        remote: &Ingress,
+        _ctx: &ForgeContext,
+    ) -> Option<serde_json::Value> {
+        let balancer = remote.status.as_ref()?.load_balancer.as_ref()?;
+        if balancer.ingress.as_ref().is_none_or(Vec::is_empty) {
+            return None;
+        }
+        Some(serde_json::json!({ "loadBalancer": balancer }))
+    }
+
     fn remote(&self, local: &Ingress, _ctx: &ForgeContext) -> Option<Ingress> {
         let mut metadata = remote_metadata(&local.metadata);
         if let Some(annotations) = metadata.annotations.as_mut() {
@@ -272,5 +286,34 @@ mod tests {
     fn names_are_not_mapped() {
         assert_eq!(IngressForge.remote_name("shop", &ctx()), "shop");
         assert_eq!(IngressForge.local_name("shop", &ctx()), "shop");
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn remote_load_balancer_addresses_flow_back() {
+        let ctx = ForgeContext {
+            local_cluster: "rome".parse().unwrap(),
+            remote_cluster: "milan".parse().unwrap(),
+            local_namespace: "demo".into(),
+            remote_namespace: "demo-rome".into(),
+        };
+        let local: Ingress =
+            serde_json::from_value(json!({"metadata": {"name": "front"}})).unwrap();
+        let pending = local.clone();
+        assert_eq!(IngressForge.local_status(&local, &pending, &ctx), None);
+        let served: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "front"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}
+        }))
+        .unwrap();
+        assert_eq!(
+            IngressForge.local_status(&local, &served, &ctx),
+            Some(json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}))
+        );
     }
 }

@@ -69,6 +69,19 @@ pub trait Forge<K, R = K>: Send + Sync + 'static {
     /// `None` means the object must not exist remotely.
     fn remote(&self, local: &K, ctx: &ForgeContext) -> Option<R>;
 
+    /// The status the local object should show, derived from its remote twin (for example the
+    /// addresses a load balancer got remotely), as the JSON of the `status` subresource;
+    /// `None` (the default) leaves the local status alone. The engine merges it into the local
+    /// status when the twin changes and it is not there yet.
+    fn local_status(
+        &self,
+        _local: &K,
+        _remote: &R,
+        _ctx: &ForgeContext,
+    ) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Whether a remote object carrying this reflection's ownership labels is a twin made by
     /// this forge (default: yes). Return `false` for objects of the same kind that another
     /// reflector writes, so this one never deletes or overwrites them.

@@ -65,6 +65,23 @@ pub const KUBERNETES_SERVICE_NAMESPACE: &str = "default";
 pub struct ServiceForge;
 
 impl Forge<Service> for ServiceForge {
+    /// A LoadBalancer Service shows the addresses its twin's load balancer got remotely.
+    fn local_status(
+        &self,
+        local: &Service,
+        remote: &Service,
+        _ctx: &ForgeContext,
+    ) -> Option<serde_json::Value> {
+        if local.spec.as_ref()?.type_.as_deref() != Some("LoadBalancer") {
+            return None;
+        }
+        let balancer = remote.status.as_ref()?.load_balancer.as_ref()?;
+        if balancer.ingress.as_ref().is_none_or(Vec::is_empty) {
+            return None;
+        }
+        Some(serde_json::json!({ "loadBalancer": balancer }))
+    }
+
     fn remote(&self, local: &Service, ctx: &ForgeContext) -> Option<Service> {
         if ctx.local_namespace == KUBERNETES_SERVICE_NAMESPACE
             && local.metadata.name.as_deref() == Some(KUBERNETES_SERVICE)
