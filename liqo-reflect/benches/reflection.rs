@@ -21,12 +21,9 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::{
-    core::v1::{ConfigMap, Namespace},
-    discovery::v1::EndpointSlice,
-};
+use k8s_openapi::api::{core::v1::ConfigMap, discovery::v1::EndpointSlice};
 use kube::{
-    Api, Client, ResourceExt,
+    Api, ResourceExt,
     api::PostParams,
     runtime::{WatchStreamExt, watcher},
 };
@@ -48,14 +45,6 @@ fn cm(name: &str) -> ConfigMap {
     // The ConfigMap variant of the workload.
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"key": "value", "n": name}}))
         .unwrap()
-}
-
-async fn namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -84,8 +73,8 @@ async fn main() {
     let milan = clusters.pop().unwrap();
     let rome = clusters.pop().unwrap();
     for ns in ["engine", "copy", "eps-engine", "eps-copy"] {
-        namespace(&rome.client(), ns).await;
-        namespace(&milan.client(), ns).await;
+        rome.create_namespace(ns).await.unwrap();
+        milan.create_namespace(ns).await.unwrap();
     }
     let rss_before = peak_rss_mib();
 

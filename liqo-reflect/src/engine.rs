@@ -5,7 +5,7 @@ use std::{
     fmt::Debug,
     hash::{Hash, Hasher},
     marker::PhantomData,
-    sync::{Arc, Mutex},
+    sync::Arc,
 };
 
 use async_trait::async_trait;
@@ -32,7 +32,7 @@ use crate::{
     forge::{Forge, ForgeContext},
     metrics::{ReflectorMetrics, Registry},
     queue::Queue,
-    worker::{Handler, Outcome, watch, work},
+    worker::{Handler, NamespaceTasks, Outcome, watch, work},
 };
 
 /// Annotation on every twin with a hash of what the engine applied, so that an unchanged
@@ -143,7 +143,7 @@ pub struct GenericReflector<K: Reflectable, F: Forge<K, R>, R: Reflectable = K> 
     config: ReflectorConfig,
     metrics: Arc<ReflectorMetrics>,
     recorder: Recorder,
-    namespaces: Mutex<HashMap<NamespacePair, JoinSet<()>>>,
+    namespaces: NamespaceTasks,
     _kind: PhantomData<fn() -> (K, R)>,
 }
 
@@ -181,15 +181,8 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> GenericReflector<K, F, R> {
             clusters,
             config,
             recorder,
-            namespaces: Mutex::default(),
+            namespaces: NamespaceTasks::default(),
             _kind: PhantomData,
-        }
-    }
-
-    fn namespaces(&self) -> std::sync::MutexGuard<'_, HashMap<NamespacePair, JoinSet<()>>> {
-        match self.namespaces.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
         }
     }
 }
@@ -201,7 +194,7 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Reflector for GenericReflec
     }
 
     async fn start_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if self.config.workers == 0 || self.namespaces().contains_key(pair) {
+        if self.config.workers == 0 || self.namespaces.is_running(pair) {
             return Ok(());
         }
         let ctx = ForgeContext {
@@ -250,13 +243,12 @@ impl<K: Reflectable, F: Forge<K, R>, R: Reflectable> Reflector for GenericReflec
             tasks.spawn(work(shared.clone()));
         }
         debug!(reflector = %self.name, %pair, "namespace started");
-        self.namespaces().insert(pair.clone(), tasks);
+        self.namespaces.insert(pair, tasks);
         Ok(())
     }
 
     async fn stop_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if let Some(mut tasks) = self.namespaces().remove(pair) {
-            tasks.abort_all();
+        if self.namespaces.stop(pair) {
             debug!(reflector = %self.name, %pair, "namespace stopped");
         }
         Ok(())

@@ -8,10 +8,7 @@
 //! objects that do not exist locally are ignored. Local twins carry the ownership labels with
 //! the remote cluster as origin, and go when their remote Event goes.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
@@ -36,7 +33,7 @@ use crate::{
     forge::{ConfigMapForge, Forge, ForgeContext},
     metrics::{ReflectorMetrics, Registry},
     queue::Queue,
-    worker::{Handler, Outcome, watch, work},
+    worker::{Handler, NamespaceTasks, Outcome, watch, work},
 };
 
 /// The kinds whose Events are reflected, with the local kind each stands for.
@@ -64,7 +61,7 @@ pub struct EventReflector {
     clusters: Clusters,
     config: ReflectorConfig,
     metrics: Arc<ReflectorMetrics>,
-    namespaces: Mutex<HashMap<NamespacePair, JoinSet<()>>>,
+    namespaces: NamespaceTasks,
 }
 
 impl std::fmt::Debug for EventReflector {
@@ -83,14 +80,7 @@ impl EventReflector {
             metrics: registry.reflector("events"),
             clusters,
             config,
-            namespaces: Mutex::default(),
-        }
-    }
-
-    fn namespaces(&self) -> MutexGuard<'_, HashMap<NamespacePair, JoinSet<()>>> {
-        match self.namespaces.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+            namespaces: NamespaceTasks::default(),
         }
     }
 }
@@ -102,7 +92,7 @@ impl Reflector for EventReflector {
     }
 
     async fn start_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if self.config.workers == 0 || self.namespaces().contains_key(pair) {
+        if self.config.workers == 0 || self.namespaces.is_running(pair) {
             return Ok(());
         }
         let remote_api: Api<Event> = Api::namespaced(self.clusters.remote.clone(), pair.remote());
@@ -147,14 +137,12 @@ impl Reflector for EventReflector {
         for _ in 0..self.config.workers {
             tasks.spawn(work(handler.clone()));
         }
-        self.namespaces().insert(pair.clone(), tasks);
+        self.namespaces.insert(pair, tasks);
         Ok(())
     }
 
     async fn stop_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if let Some(mut tasks) = self.namespaces().remove(pair) {
-            tasks.abort_all();
-        }
+        self.namespaces.stop(pair);
         Ok(())
     }
 }

@@ -71,7 +71,7 @@ use crate::{
     engine::{Clusters, ReflectorConfig},
     metrics::{ReflectorMetrics, Registry},
     queue::Queue,
-    worker::{Handler, Outcome, watch, work},
+    worker::{Handler, NamespaceTasks, Outcome, watch, work},
 };
 
 /// Lifetime requested for every token, in seconds (one hour, as a projected token's default).
@@ -348,7 +348,7 @@ pub struct ServiceAccountReflector {
     config: ReflectorConfig,
     metrics: Arc<ReflectorMetrics>,
     recorder: Recorder,
-    namespaces: Mutex<HashMap<NamespacePair, JoinSet<()>>>,
+    namespaces: NamespaceTasks,
 }
 
 impl Debug for ServiceAccountReflector {
@@ -380,14 +380,7 @@ impl ServiceAccountReflector {
             clusters,
             config,
             recorder,
-            namespaces: Mutex::default(),
-        }
-    }
-
-    fn namespaces(&self) -> MutexGuard<'_, HashMap<NamespacePair, JoinSet<()>>> {
-        match self.namespaces.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+            namespaces: NamespaceTasks::default(),
         }
     }
 }
@@ -399,7 +392,7 @@ impl Reflector for ServiceAccountReflector {
     }
 
     async fn start_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if self.config.workers == 0 || self.namespaces().contains_key(pair) {
+        if self.config.workers == 0 || self.namespaces.is_running(pair) {
             return Ok(());
         }
         let local = &self.clusters.local;
@@ -458,13 +451,12 @@ impl Reflector for ServiceAccountReflector {
             tasks.spawn(work(shared.clone()));
         }
         debug!(reflector = Self::NAME, %pair, "namespace started");
-        self.namespaces().insert(pair.clone(), tasks);
+        self.namespaces.insert(pair, tasks);
         Ok(())
     }
 
     async fn stop_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if let Some(mut tasks) = self.namespaces().remove(pair) {
-            tasks.abort_all();
+        if self.namespaces.stop(pair) {
             debug!(reflector = Self::NAME, %pair, "namespace stopped");
         }
         Ok(())

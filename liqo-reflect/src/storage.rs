@@ -40,11 +40,7 @@
 //! it. The volume's access modes are the local claim's (as upstream), so that it can bind to
 //! the local claim even when [`REMOTE_ACCESS_MODES`] changes them remotely.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    fmt::Debug,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{collections::BTreeMap, fmt::Debug, sync::Arc};
 
 use async_trait::async_trait;
 use k8s_openapi::{
@@ -82,7 +78,7 @@ use crate::{
     engine::{Clusters, ReflectorConfig},
     metrics::{ReflectorMetrics, Registry},
     queue::Queue,
-    worker::{Handler, Outcome, watch, work},
+    worker::{Handler, NamespaceTasks, Outcome, watch, work},
 };
 
 /// Name of the reflector (in metrics and Events).
@@ -190,7 +186,7 @@ pub struct PersistentVolumeClaimReflector {
     remote_class: Option<String>,
     metrics: Arc<ReflectorMetrics>,
     recorder: Recorder,
-    namespaces: Mutex<HashMap<NamespacePair, JoinSet<()>>>,
+    namespaces: NamespaceTasks,
 }
 
 impl Debug for PersistentVolumeClaimReflector {
@@ -223,7 +219,7 @@ impl PersistentVolumeClaimReflector {
             virtual_class: DEFAULT_VIRTUAL_STORAGE_CLASS.to_owned(),
             remote_class: None,
             recorder,
-            namespaces: Mutex::default(),
+            namespaces: NamespaceTasks::default(),
         }
     }
 
@@ -244,13 +240,6 @@ impl PersistentVolumeClaimReflector {
         self.remote_class = Some(name.into()).filter(|n| !n.is_empty());
         self
     }
-
-    fn namespaces(&self) -> MutexGuard<'_, HashMap<NamespacePair, JoinSet<()>>> {
-        match self.namespaces.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
 }
 
 #[async_trait]
@@ -260,7 +249,7 @@ impl Reflector for PersistentVolumeClaimReflector {
     }
 
     async fn start_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if self.config.workers == 0 || self.namespaces().contains_key(pair) {
+        if self.config.workers == 0 || self.namespaces.is_running(pair) {
             return Ok(());
         }
         let local_claims: Api<PersistentVolumeClaim> =
@@ -330,13 +319,12 @@ impl Reflector for PersistentVolumeClaimReflector {
             tasks.spawn(work(shared.clone()));
         }
         debug!(reflector = REFLECTOR_NAME, %pair, "namespace started");
-        self.namespaces().insert(pair.clone(), tasks);
+        self.namespaces.insert(pair, tasks);
         Ok(())
     }
 
     async fn stop_namespace(&self, pair: &NamespacePair) -> Result<()> {
-        if let Some(mut tasks) = self.namespaces().remove(pair) {
-            tasks.abort_all();
+        if self.namespaces.stop(pair) {
             debug!(reflector = REFLECTOR_NAME, %pair, "namespace stopped");
         }
         Ok(())

@@ -1,7 +1,10 @@
 //! The machinery every reflector shares: watches feeding stores, and workers draining a
 //! [`Queue`] through a [`Handler`] with per-key exponential backoff and metrics.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -9,7 +12,8 @@ use kube::{
     Api,
     runtime::{WatchStreamExt, reflector, watcher},
 };
-use liqo_core::runtime::KeyedBackoff;
+use liqo_core::{ids::NamespacePair, runtime::KeyedBackoff};
+use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::{Error, Result, metrics::ReflectorMetrics, queue::Queue};
@@ -93,6 +97,41 @@ pub(crate) async fn watch<O>(
             Ok(Some(event)) => on_event(event),
             Ok(None) => return,
             Err(e) => debug!(error = %e, "watch error"),
+        }
+    }
+}
+
+/// The tasks a reflector runs for each namespace pair it serves.
+#[derive(Debug, Default)]
+pub(crate) struct NamespaceTasks(Mutex<HashMap<NamespacePair, JoinSet<()>>>);
+
+impl NamespaceTasks {
+    fn lock(&self) -> MutexGuard<'_, HashMap<NamespacePair, JoinSet<()>>> {
+        // Every update is a single insert or remove: a poisoned map is still consistent.
+        match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Whether the pair is being served.
+    pub(crate) fn is_running(&self, pair: &NamespacePair) -> bool {
+        self.lock().contains_key(pair)
+    }
+
+    /// Records the tasks serving `pair`.
+    pub(crate) fn insert(&self, pair: &NamespacePair, tasks: JoinSet<()>) {
+        self.lock().insert(pair.clone(), tasks);
+    }
+
+    /// Aborts the tasks serving `pair`. Returns whether there were any.
+    pub(crate) fn stop(&self, pair: &NamespacePair) -> bool {
+        match self.lock().remove(pair) {
+            Some(mut tasks) => {
+                tasks.abort_all();
+                true
+            }
+            None => false,
         }
     }
 }

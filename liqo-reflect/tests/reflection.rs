@@ -6,7 +6,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use k8s_openapi::api::{
@@ -20,19 +20,11 @@ use kube::{
 };
 use liqo_core::ids::NamespacePair;
 use liqo_reflect::{Clusters, ReflectionManager};
-use liqo_testenv::{Cluster, ClusterConfig, Component};
+use liqo_testenv::{Cluster, ClusterConfig, Component, eventually};
 use serde_json::json;
 
 const LOCAL_NS: &str = "demo";
 const REMOTE_NS: &str = "demo-rome";
-
-async fn namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-}
 
 async fn setup(rome: &str, milan: &str) -> (Cluster, Cluster, ReflectionManager) {
     let mut clusters = Cluster::start_all(vec![
@@ -43,8 +35,8 @@ async fn setup(rome: &str, milan: &str) -> (Cluster, Cluster, ReflectionManager)
     .unwrap();
     let milan = clusters.pop().unwrap();
     let rome = clusters.pop().unwrap();
-    namespace(&rome.client(), LOCAL_NS).await;
-    namespace(&milan.client(), REMOTE_NS).await;
+    rome.create_namespace(LOCAL_NS).await.unwrap();
+    milan.create_namespace(REMOTE_NS).await.unwrap();
     let manager = ReflectionManager::builder(Clusters {
         local: rome.client(),
         remote: milan.client(),
@@ -58,22 +50,6 @@ async fn setup(rome: &str, milan: &str) -> (Cluster, Cluster, ReflectionManager)
         .await
         .unwrap();
     (rome, milan, manager)
-}
-
-/// Polls until `check` returns `Some`, for at most `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -602,8 +578,8 @@ async fn endpoint_slices_end_up_complete_on_both_sides() {
     let milan = clusters.pop().unwrap();
     let rome = clusters.pop().unwrap();
     milan.install_crds(liqo_core::api::crds()).await.unwrap();
-    namespace(&rome.client(), LOCAL_NS).await;
-    namespace(&milan.client(), REMOTE_NS).await;
+    rome.create_namespace(LOCAL_NS).await.unwrap();
+    milan.create_namespace(REMOTE_NS).await.unwrap();
 
     // milan's virtual node in rome, simulated by a kwok node: its pods get IPs from the range
     // rome uses to reach milan's pods.
@@ -972,7 +948,7 @@ async fn rejected_twins_and_deleted_namespaces_are_reported_and_recovered() {
         note.contains("not found") || note.contains("NotFound"),
         "{note}"
     );
-    namespace(&remote, REMOTE_NS).await;
+    milan.create_namespace(REMOTE_NS).await.unwrap();
     let twins = eventually(
         "everything back after the namespace returns",
         Duration::from_secs(90),

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::{
     api::{
@@ -30,7 +30,7 @@ use liqo_reflect::{
     metrics::Registry,
     serviceaccount::{ServiceAccountReflector, secret_name},
 };
-use liqo_testenv::{Cluster, ClusterConfig};
+use liqo_testenv::{Cluster, ClusterConfig, eventually};
 use serde_json::json;
 
 const LOCAL_NS: &str = "demo";
@@ -43,22 +43,6 @@ where
 {
     let object: K = serde_json::from_value(value).unwrap();
     api.create(&PostParams::default(), &object).await.unwrap()
-}
-
-/// Polls until `check` returns `Some`, for at most `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn data(secret: &Secret, key: &str) -> String {

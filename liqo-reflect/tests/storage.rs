@@ -7,14 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::{
-    core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim},
+    core::v1::{Node, PersistentVolume, PersistentVolumeClaim},
     events::v1::Event,
 };
 use kube::{
-    Api, Client, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
 use liqo_core::ids::NamespacePair;
@@ -23,7 +23,7 @@ use liqo_reflect::{
     metrics::Registry,
     storage::{PersistentVolumeClaimReflector, volume_name},
 };
-use liqo_testenv::{Cluster, ClusterConfig};
+use liqo_testenv::{Cluster, ClusterConfig, eventually};
 use serde_json::json;
 
 const LOCAL_NS: &str = "demo";
@@ -37,30 +37,6 @@ where
 {
     let obj: K = serde_json::from_value(value).unwrap();
     api.create(&PostParams::default(), &obj).await.unwrap()
-}
-
-async fn namespace(client: &Client, name: &str) {
-    create(
-        &Api::<Namespace>::all(client.clone()),
-        json!({"metadata": {"name": name}}),
-    )
-    .await;
-}
-
-/// Polls until `check` returns `Some`, for at most `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn claim(name: &str, class: &str, annotations: serde_json::Value) -> serde_json::Value {
@@ -89,8 +65,8 @@ async fn claims_on_the_virtual_node_are_provisioned_by_the_provider() {
     let milan = clusters.pop().unwrap();
     let rome = clusters.pop().unwrap();
     let (local, remote) = (rome.client(), milan.client());
-    namespace(&local, LOCAL_NS).await;
-    namespace(&remote, REMOTE_NS).await;
+    rome.create_namespace(LOCAL_NS).await.unwrap();
+    milan.create_namespace(REMOTE_NS).await.unwrap();
 
     // Rome's virtual node for milan (never Ready: nothing runs it, and nothing needs to).
     create(

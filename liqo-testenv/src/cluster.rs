@@ -565,6 +565,23 @@ impl Cluster {
         Daemon::spawn(name, program, all, self.dir.join(format!("{name}.log")))
     }
 
+    /// Creates a namespace (server-side apply: nothing happens if it exists).
+    pub async fn create_namespace(&self, name: &str) -> Result<()> {
+        let namespace: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        )
+        .map_err(|e| Error::InvalidConfig(format!("namespace {name}: {e}")))?;
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone())
+            .patch(
+                name,
+                &PatchParams::apply("liqo-testenv"),
+                &Patch::Apply(&namespace),
+            )
+            .await
+            .map_err(Error::kube(format!("creating namespace {name}")))?;
+        Ok(())
+    }
+
     /// Applies CustomResourceDefinitions (server-side apply) and waits until each is
     /// Established. For liqo-rs: `cluster.install_crds(liqo_core::api::crds())`.
     pub async fn install_crds(

@@ -49,4 +49,43 @@ pub use cluster::{
     client_from_kubeconfig, default_base_dir,
 };
 pub use error::{Error, Result};
+
+/// Polls `check` every 100 ms until it returns `Some`, and returns that value: the way tests
+/// wait for a controller to act, without asserting how long it takes.
+///
+/// # Panics
+///
+/// When `within` passes first, naming `what`: it is an assertion for tests.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+///
+/// let mut polls = 0;
+/// let value = liqo_testenv::eventually("the third poll", Duration::from_secs(5), || {
+///     polls += 1;
+///     let done = polls == 3;
+///     async move { done.then_some(42) }
+/// })
+/// .await;
+/// assert_eq!(value, 42);
+/// # }
+/// ```
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
 pub use process::{Component, Daemon};

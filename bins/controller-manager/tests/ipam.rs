@@ -343,7 +343,7 @@ async fn ips_survive_controller_crashes_and_bad_input_is_reported() {
             &cluster.pod_cidr().to_string(),
             &[("ipam.liqo.io/network-not-remapped", "true")],
         ),
-        // Both /25s of the 192.168.0.0/24 pool: the second is remapped to the other half.
+        // The same /25 twice: the second is remapped to the first free /25 in pool order.
         network("small-1", "192.168.0.0/25", &[]),
         network("small-2", "192.168.0.0/25", &[]),
         // No /8 is free in any pool (10.0.0.0/8 is partly in use).
