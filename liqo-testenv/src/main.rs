@@ -56,6 +56,16 @@ struct UpArgs {
     env_file: Option<std::path::PathBuf>,
 }
 
+/// `kubectl` if it is on the PATH, else the one hack/k8s-binaries.sh built.
+fn kubectl() -> String {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("kubectl").is_file()));
+    match liqo_testenv::Binaries::discover() {
+        Ok(bins) if !on_path => bins.path("kubectl").display().to_string(),
+        _ => "kubectl".to_owned(),
+    }
+}
+
 const CITIES: [&str; 8] = [
     "rome", "milan", "naples", "turin", "florence", "venice", "genoa", "bari",
 ];
@@ -137,9 +147,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     if let Some(first) = clusters.first() {
         let kc = first.kubeconfig_path().display();
-        println!("\nTry:\n  kubectl --kubeconfig {kc} get nodes -o wide");
-        println!("  kubectl --kubeconfig {kc} create deployment demo --image=nginx --replicas=3");
-        println!("  kubectl --kubeconfig {kc} get pods -o wide");
+        let kubectl = kubectl();
+        println!("\nTry:\n  {kubectl} --kubeconfig {kc} get nodes -o wide");
+        println!("  {kubectl} --kubeconfig {kc} create deployment demo --image=nginx --replicas=3");
+        println!("  {kubectl} --kubeconfig {kc} get pods -o wide");
         println!(
             "\nLogs: {}",
             first.dir().parent().unwrap_or(first.dir()).display()
