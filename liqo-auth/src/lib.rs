@@ -6,5 +6,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod crypto;
 pub mod error;
+
+pub use crypto::{
+    ClusterKeys, KeyAlgorithm, Nonce, PublicKey, Signature, check_csr, create_csr, sign_nonce,
+    verify_nonce,
+};
 pub use error::{Error, Result};
