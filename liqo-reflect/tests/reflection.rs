@@ -739,6 +739,51 @@ async fn endpoint_slices_end_up_complete_on_both_sides() {
         !milan_view.iter().any(|a| a.octets()[..2] == [10, 250]),
         "the pod milan runs is not duplicated"
     );
+
+    // Update: a local pod goes, rome's slice shrinks, and milan's copy follows.
+    let gone = rome_pods.get("web-1").await.unwrap();
+    let gone_ip: std::net::Ipv4Addr = gone.status.unwrap().pod_ip.unwrap().parse().unwrap();
+    let gone_remapped = std::net::Ipv4Addr::new(10, 222, gone_ip.octets()[2], gone_ip.octets()[3]);
+    rome_pods
+        .delete("web-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "milan to drop the deleted pod's endpoint",
+        Duration::from_secs(60),
+        || async {
+            let a = addresses(milan.client(), REMOTE_NS).await;
+            (a.len() == 2 && !a.contains(&gone_remapped)).then_some(())
+        },
+    )
+    .await;
+    // Delete: without the Service, its slices, their shadows and the materialized copies go.
+    Api::<Service>::namespaced(rome.client(), LOCAL_NS)
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    let shadows: Api<ShadowEndpointSlice> = Api::namespaced(milan.client(), REMOTE_NS);
+    eventually(
+        "the shadows and their slices to go",
+        Duration::from_secs(60),
+        || async {
+            let none_left = shadows
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty();
+            let reflected = Api::<EndpointSlice>::namespaced(milan.client(), REMOTE_NS)
+                .list(&ListParams::default().labels(
+                    "endpointslice.kubernetes.io/managed-by=endpointslice.reflection.liqo.io",
+                ))
+                .await
+                .unwrap()
+                .items;
+            (none_left && reflected.is_empty()).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Events about twins in the remote cluster show up on the local objects.
