@@ -51,6 +51,29 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// The WireGuard backend failed: `context` says what it was doing, the source is the
+    /// error of `defguard_wireguard_rs`, of the system or of the blocking task.
+    #[error("wireguard: {context}")]
+    WireGuard {
+        /// What the backend was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: liqo_core::BoxError,
+    },
+
+    /// The UAPI socket of a userspace WireGuard interface with this name answers: another
+    /// live process (or another backend in this one) manages an interface of that name.
+    /// Sockets live in `/var/run/wireguard`, shared by all network namespaces, so names must
+    /// be unique per host.
+    #[error(
+        "wireguard interface {name} is managed by another live process (its UAPI socket answers)"
+    )]
+    InterfaceBusy {
+        /// The interface name.
+        name: String,
+    },
+
     /// Error from a third-party implementation of this crate's trait.
     #[error("backend error: {0}")]
     Backend(#[source] liqo_core::BoxError),

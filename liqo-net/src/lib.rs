@@ -6,10 +6,12 @@
 //! - [`tunnel`]: the [`TunnelBackend`] trait, the seam between the gateway and the tunnel
 //!   implementation (WireGuard by default, anything else a third party plugs in), and the
 //!   plain data it speaks (keys, interface and peer specs, status);
+//! - [`wireguard`]: the default backend, [`WireGuardBackend`]: the kernel implementation when
+//!   the module is there, the embedded userspace one (boringtun) otherwise;
 //! - [`nat`]: the gateway's 1:1 prefix NAT for a peer's remapped CIDRs, rendered as an
 //!   `nft -f` script ([`nat::RemapTables`]).
 //!
-//! The WireGuard backend, the gateway, routes and the in-cluster overlay will follow. The
+//! The gateway, policy routing and the in-cluster overlay will follow. The
 //! networking API types live in [`liqo_core::api::networking`]; remapped CIDRs come from
 //! [`liqo_ipam::remap`].
 //!
@@ -39,6 +41,8 @@
 pub mod error;
 pub mod nat;
 pub mod tunnel;
+pub mod wireguard;
 
 pub use error::{Error, Result};
 pub use tunnel::TunnelBackend;
+pub use wireguard::WireGuardBackend;
