@@ -8,88 +8,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 
 use liqo_ipam::remap::{Mapping, RemoteCidrs};
 use liqo_net::nat::{CidrKind, RemapTables};
 
-/// Whether the test may run: true as root with `ip` and `nft` (and `extra` programs); false
-/// (skip) otherwise, unless `CI` is set, where a missing requirement fails the test.
-fn requirements_met(test: &str, extra: &[&str]) -> bool {
-    let mut missing = Vec::new();
-    if effective_uid() != Some(0) {
-        missing.push("root".to_owned());
-    }
-    for program in ["ip", "nft"].iter().chain(extra) {
-        let found = Command::new(program)
-            .arg(if *program == "ip" { "-V" } else { "--version" })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            missing.push(format!("the `{program}` program"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} needs {what}; CI is set, so it must not be skipped"
-    );
-    eprintln!("skipping {test}: needs {what}");
-    false
-}
+mod support;
+use support::{Netns, requirements_met, run};
 
-/// The effective user id, from `/proc/self/status` (no `unsafe` needed).
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-/// Runs `cmd`, panics with its stderr unless it succeeds, returns its stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A network namespace, deleted on drop.
-struct Netns {
-    name: String,
-}
-
+/// What these tests do in a namespace besides what [`support::Netns`] offers.
 impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("liqo-test-{tag}-{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// A command run inside the namespace.
-    fn cmd(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
-    }
-
-    /// `ip -n <ns> <args>`, which must succeed.
-    fn ip(&self, args: &[&str]) -> String {
-        run(Command::new("ip").args(["-n", &self.name]).args(args))
-    }
-
     /// `nft <args>` in the namespace, which must succeed.
     fn nft(&self, args: &[&str]) -> String {
         run(self.cmd("nft").args(args))
@@ -137,18 +65,6 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let deleted = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !deleted {
-            eprintln!("could not delete network namespace {}", self.name);
-        }
-    }
-}
-
 /// A child process, killed on drop (so a failing test leaves nothing running).
 struct Process(Child);
 
@@ -175,7 +91,7 @@ fn table_names(lines: &[String]) -> Vec<&str> {
 
 #[test]
 fn remap_tables_load_reapply_and_remove() {
-    if !requirements_met("remap_tables_load_reapply_and_remove", &[]) {
+    if !requirements_met("remap_tables_load_reapply_and_remove", &["ip", "nft"], &[]) {
         return;
     }
     let ns = Netns::new("nft");
@@ -271,7 +187,11 @@ fn connect(ns: &Netns, addr: &str) -> String {
 /// The tunnel is a plain veth named like the real one: these rules only match interface names.
 #[test]
 fn remapped_traffic_is_translated_both_ways() {
-    if !requirements_met("remapped_traffic_is_translated_both_ways", &["python3"]) {
+    if !requirements_met(
+        "remapped_traffic_is_translated_both_ways",
+        &["ip", "nft", "python3"],
+        &[],
+    ) {
         return;
     }
     let gw = Netns::new("nat-gw");

@@ -18,8 +18,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -31,101 +30,8 @@ use liqo_net::wireguard::{
 use liqo_net::{Error, TunnelBackend};
 use tokio::runtime::Runtime;
 
-/// Whether the test may run: true as root with `ip` and `/dev/net/tun`; false (skip)
-/// otherwise, unless `CI` is set, where a missing requirement fails the test.
-fn requirements_met(test: &str) -> bool {
-    let mut missing = Vec::new();
-    if effective_uid() != Some(0) {
-        missing.push("root".to_owned());
-    }
-    if !program_found("ip", "-V") {
-        missing.push("the `ip` program".to_owned());
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        missing.push("/dev/net/tun".to_owned());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test} needs {what}; CI is set, so it must not be skipped"
-    );
-    eprintln!("skipping {test}: needs {what}");
-    false
-}
-
-fn program_found(program: &str, version_flag: &str) -> bool {
-    Command::new(program)
-        .arg(version_flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The effective user id, from `/proc/self/status` (no `unsafe` needed).
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-/// Runs `cmd`, panics with its stderr unless it succeeds, returns its stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Whether `cmd` succeeds (output discarded).
-fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A network namespace, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("liqo-test-{tag}-{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n <ns> <args>`, which must succeed.
-    fn ip(&self, args: &[&str]) -> String {
-        run(Command::new("ip").args(["-n", &self.name]).args(args))
-    }
-
-    /// Whether `ip -n <ns> link show <link>` finds the link.
-    fn has_link(&self, link: &str) -> bool {
-        succeeds(Command::new("ip").args(["-n", &self.name, "link", "show", link]))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if !succeeds(Command::new("ip").args(["netns", "del", &self.name])) {
-            eprintln!("could not delete network namespace {}", self.name);
-        }
-    }
-}
+mod support;
+use support::{Netns, requirements_met, run, succeeds};
 
 /// Moves the calling thread into the network namespace `name` (`/run/netns/<name>`); the
 /// threads it spawns afterwards start there too.
@@ -305,7 +211,11 @@ fn blocked_signals() -> u64 {
 
 #[test]
 fn wireguard_tunnel_carries_encrypted_traffic_between_namespaces() {
-    if !requirements_met("wireguard_tunnel_carries_encrypted_traffic_between_namespaces") {
+    if !requirements_met(
+        "wireguard_tunnel_carries_encrypted_traffic_between_namespaces",
+        &["ip"],
+        &["/dev/net/tun"],
+    ) {
         return;
     }
     let a = Netns::new("wg-a");
@@ -423,7 +333,7 @@ fn scenario(a: &Netns, b: &Netns) {
     // Traffic crosses the tunnel.
     tcp_echo(&side_a, &side_b, "10.99.0.2:7000".parse().unwrap());
     tcp_echo(&side_b, &side_a, "10.99.0.1:7001".parse().unwrap());
-    if program_found("ping", "-V") {
+    if succeeds(Command::new("ping").arg("-V")) {
         run(Command::new("ip").args([
             "netns",
             "exec",
