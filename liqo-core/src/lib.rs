@@ -21,5 +21,8 @@ pub mod error;
 pub mod ids;
 pub mod labels;
 pub mod runtime;
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub mod webhook;
 
 pub use error::{BoxError, Error, Result};
