@@ -46,6 +46,7 @@ prerequisites() {
   command -v nft >/dev/null 2>&1 || pkgs+=(nftables)
   command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
   command -v python3 >/dev/null 2>&1 || pkgs+=(python3)   # the NAT traffic test's tiny TCP server
+  command -v ping >/dev/null 2>&1 || pkgs+=(iputils-ping)  # reachability checks through the tunnels
   if ((${#pkgs[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
       echo "installing Debian packages: ${pkgs[*]}"
@@ -73,7 +74,8 @@ unit_tests() {
   cargo_test --workspace --lib --bins --examples && cargo_test --workspace --doc
 }
 # Crates whose integration tests drive the data plane (network namespaces, nftables, routes).
-DATA_PLANE_CRATES=(liqo-net)
+# Crates whose integration tests need root (network namespaces, nftables, tunnels).
+DATA_PLANE_CRATES=(liqo-net liqo-gateway liqo-fabric)
 control_plane_tests() {
   local exclude=() c
   for c in "${DATA_PLANE_CRATES[@]}"; do exclude+=(--exclude "$c"); done
@@ -86,7 +88,7 @@ data_plane_tests() {
   fi
   local pkgs=() c
   for c in "${DATA_PLANE_CRATES[@]}"; do pkgs+=(-p "$c"); done
-  cargo_test "${pkgs[@]}" --test '*'
+  LIQO_K8S_BIN="${LIQO_K8S_BIN:-$(hack/k8s-binaries.sh --print-dir)}" cargo_test "${pkgs[@]}" --test '*'
 }
 
 phase prerequisites prerequisites

@@ -74,6 +74,67 @@ pub enum Error {
         name: String,
     },
 
+    /// A backend that supports a single peer was asked to add a second one (plain VXLAN has
+    /// exactly one remote endpoint).
+    #[error(
+        "the {backend} backend supports a single peer: remove peer {existing} before adding {requested}"
+    )]
+    TooManyPeers {
+        /// The backend's name.
+        backend: &'static str,
+        /// The public key of the peer already configured.
+        existing: String,
+        /// The public key of the refused peer.
+        requested: String,
+    },
+
+    /// The kernel cannot create links of this overlay type (e.g. no `geneve` module).
+    #[error("the kernel does not support {kind} links ({reason}); use another overlay type")]
+    UnsupportedOverlay {
+        /// The overlay type (`vxlan`, `geneve`).
+        kind: &'static str,
+        /// What the kernel said.
+        reason: String,
+    },
+
+    /// An overlay or VXLAN tunnel specification that cannot work; the message says what to
+    /// fix.
+    #[error("invalid overlay configuration: {0}")]
+    InvalidOverlay(String),
+
+    /// An existing system object (link, rule, route) in a state this crate cannot read.
+    #[error("unexpected output of `{command}`: {reason}")]
+    UnexpectedOutput {
+        /// The command whose output could not be understood.
+        command: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// A system command (`ip`, `nft`, a sysctl write) failed.
+    #[error("{command}: {message}")]
+    Command {
+        /// The command line (or the operation) that failed.
+        command: String,
+        /// What went wrong, usually the program's stderr.
+        message: String,
+    },
+
+    /// A call to the Kubernetes API failed.
+    #[error("{context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A gateway configuration (from resources, flags or a file) that cannot work; the
+    /// message says what to fix.
+    #[error("invalid gateway configuration: {0}")]
+    InvalidConfig(String),
+
     /// Error from a third-party implementation of this crate's trait.
     #[error("backend error: {0}")]
     Backend(#[source] liqo_core::BoxError),

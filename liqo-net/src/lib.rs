@@ -8,12 +8,21 @@
 //!   plain data it speaks (keys, interface and peer specs, status);
 //! - [`wireguard`]: the default backend, [`WireGuardBackend`]: the kernel implementation when
 //!   the module is there, the embedded userspace one (boringtun) otherwise;
+//! - `vxlan` (feature `vxlan`): `VxlanBackend`, a plain VXLAN backend for trusted links,
+//!   which proves the seam;
 //! - [`nat`]: the gateway's 1:1 prefix NAT for a peer's remapped CIDRs, rendered as an
-//!   `nft -f` script ([`nat::RemapTables`]).
+//!   `nft -f` script ([`nat::RemapTables`]);
+//! - [`gateway`]: the gateway itself ([`gateway::Gateway`] over any backend: tunnel, policy
+//!   routing, NAT, connection check) and its driver from GatewayServer/GatewayClient,
+//!   PublicKey and Configuration resources ([`gateway::controller`]), run by `liqo-gateway`;
+//! - [`configuration`]: the controller that remaps a peer's CIDRs through the IPAM;
+//! - [`overlay`]: the in-cluster VXLAN (or Geneve) overlay from nodes to the gateway, run by
+//!   `liqo-fabric`;
+//! - [`check`]: the reachability check behind `liqoctl test network`;
+//! - [`sys`]: async access to `ip` and `nft`.
 //!
-//! The gateway, policy routing and the in-cluster overlay will follow. The
-//! networking API types live in [`liqo_core::api::networking`]; remapped CIDRs come from
-//! [`liqo_ipam::remap`].
+//! The networking API types live in [`liqo_core::api::networking`]; remapped CIDRs come from
+//! [`liqo_ipam::remap`]. How the pieces fit: `docs/networking.md`.
 //!
 //! ```
 //! use liqo_ipam::remap::{Mapping, RemoteCidrs};
@@ -38,11 +47,21 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod check;
+pub mod configuration;
 pub mod error;
+pub mod gateway;
 pub mod nat;
+pub mod overlay;
+pub mod sys;
 pub mod tunnel;
+#[cfg(feature = "vxlan")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vxlan")))]
+pub mod vxlan;
 pub mod wireguard;
 
 pub use error::{Error, Result};
 pub use tunnel::TunnelBackend;
+#[cfg(feature = "vxlan")]
+pub use vxlan::VxlanBackend;
 pub use wireguard::WireGuardBackend;

@@ -620,6 +620,13 @@ pub trait TunnelBackend: Send + Sync + 'static {
     async fn teardown(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Checks that the tunnel still works as configured, e.g. that a userspace device still
+    /// answers; the gateway calls it periodically and recovers (or stops) on an error. The
+    /// default reports a healthy tunnel.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -650,6 +657,10 @@ impl<T: TunnelBackend + ?Sized> TunnelBackend for Arc<T> {
 
     async fn teardown(&self) -> Result<()> {
         (**self).teardown().await
+    }
+
+    async fn check(&self) -> Result<()> {
+        (**self).check().await
     }
 }
 

@@ -127,6 +127,11 @@ pub const UAPI_SOCKET_DIR: &str = "/var/run/wireguard";
 /// How long [`TunnelBackend::teardown`] waits for a userspace interface to disappear once
 /// its device threads were told to exit.
 const LINK_GONE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for one call into the device (UAPI); a userspace device that stopped never
+/// answers.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for the answer of a live userspace device to [`device_answers`].
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which WireGuard implementation a [`WireGuardBackend`] uses.
 ///
@@ -342,6 +347,7 @@ impl WireGuardBackend {
                 requested: implementation,
                 kernel: AtomicBool::new(kernel),
                 state: Mutex::new(State::default()),
+                userspace: Mutex::new(None),
             }),
         }
     }
@@ -381,9 +387,17 @@ impl WireGuardBackend {
         F: FnOnce(&Inner) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| wg_err(format!("{context}: blocking task failed"), e))?
+        let task = tokio::task::spawn_blocking(move || f(&inner));
+        match tokio::time::timeout(CALL_TIMEOUT, task).await {
+            Ok(joined) => {
+                joined.map_err(|e| wg_err(format!("{context}: blocking task failed"), e))?
+            }
+            Err(_) => Err(wg_err(
+                context,
+                "no answer within 15 s: the userspace device stopped (boringtun stops by itself \
+                 when it catches SIGTERM or SIGINT)",
+            )),
+        }
     }
 }
 
@@ -429,6 +443,53 @@ impl TunnelBackend for WireGuardBackend {
     async fn teardown(&self) -> Result<()> {
         self.blocking("teardown", Inner::teardown).await
     }
+
+    /// A userspace device must still answer on its UAPI socket: boringtun stops its device
+    /// by itself when it catches SIGTERM or SIGINT, which may reach it before the process's
+    /// own handler.
+    async fn check(&self) -> Result<()> {
+        let Some(name) = self.inner.userspace_name() else {
+            return Ok(());
+        };
+        let probe = name.clone();
+        let answers = tokio::task::spawn_blocking(move || device_answers(&probe, PROBE_TIMEOUT))
+            .await
+            .unwrap_or(false);
+        if answers {
+            Ok(())
+        } else {
+            Err(wg_err(
+                format!("checking userspace interface {name}"),
+                "the device no longer answers on its UAPI socket (stopped by a signal, or its \
+                 socket was removed)",
+            ))
+        }
+    }
+}
+
+/// Whether the userspace device `name` answers a UAPI `get` within `timeout` (a device that
+/// stopped may leave a socket that accepts connections but never answers).
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let alive = liqo_net::wireguard::device_answers("liqo-tunnel", Duration::from_secs(2));
+/// println!("liqo-tunnel answers: {alive}");
+/// ```
+#[must_use]
+pub fn device_answers(name: &str, timeout: Duration) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = UnixStream::connect(uapi_socket_path(name)) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(timeout)).is_err()
+        || stream.set_write_timeout(Some(timeout)).is_err()
+        || stream.write_all(b"get=1\n\n").is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(stream.read(&mut buf), Ok(n) if n > 0)
 }
 
 /// The state shared with the blocking tasks.
@@ -437,6 +498,9 @@ struct Inner {
     /// Whether the kernel implementation is in use (may flip to userspace with `Auto`).
     kernel: AtomicBool,
     state: Mutex<State>,
+    /// The name of the userspace device, if one is up; kept apart from `state` so that
+    /// [`TunnelBackend::check`] never waits behind a call stuck on a dead device.
+    userspace: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -510,8 +574,13 @@ impl Inner {
             let _ = destroy(device);
             return Err(wg_err(format!("configuring interface {}", spec.name), e));
         }
+        let userspace = matches!(device, Device::Userspace { .. }).then(|| spec.name.clone());
         state.device = Some(device);
         state.applied = Some(spec.clone());
+        *self
+            .userspace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = userspace;
         Ok(())
     }
 
@@ -654,9 +723,20 @@ impl Inner {
         Ok(status)
     }
 
+    fn userspace_name(&self) -> Option<String> {
+        self.userspace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn teardown(&self) -> Result<()> {
         let mut state = self.lock();
         state.peers.clear();
+        *self
+            .userspace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         remove_device(&mut state)
     }
 }

@@ -1,18 +1,380 @@
 //! The liqo-rs gateway: tunnel, policy routing and NAT towards a peer cluster.
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use clap::Parser;
+use ipnetwork::IpNetwork;
+use liqo_core::ids::ClusterId;
+use liqo_ipam::remap::{Mapping, RemoteCidrs};
+use liqo_net::gateway::conncheck::{CheckOptions, ConnCheck};
+use liqo_net::gateway::{Gateway, GatewayConfig, Mode, PeerConfig, controller};
+use liqo_net::tunnel::{PrivateKey, PublicKey, TunnelBackend};
+use liqo_net::wireguard::{Implementation, WireGuardBackend};
+use serde::Deserialize;
 
-/// The liqo-rs gateway: tunnel, policy routing and NAT towards a peer cluster.
+/// The liqo-rs gateway: one per peering and side. It owns the tunnel to the peer's gateway
+/// (WireGuard, kernel or embedded userspace), the policy routing that sends the peer's CIDRs
+/// into it, and the nftables NAT for overlapping CIDRs, and reports the connection.
 ///
-/// This binary is a skeleton: the capability it will provide is tracked in the project's issues.
+/// With a cluster (default), it is driven by the GatewayServer or GatewayClient named
+/// --name in --namespace, the peer's PublicKey and the peering's Configuration, and writes
+/// the Connection `gw-<name>`:
+///
+///   liqo-gateway --mode server --name rome --namespace liqo-tenant-rome \
+///     --remote-cluster-id rome --endpoint-address 192.0.2.10
+///
+/// Without a cluster, --config runs it from a YAML file (see docs/networking.md):
+///
+///   liqo-gateway --config gateway.yaml
+///
+/// SIGTERM or SIGINT removes the tunnel, the rules, the routing table and the NAT tables.
+/// Run one gateway per network namespace (as upstream's gateway pods).
 #[derive(Debug, Parser)]
-#[command(name = "liqo-gateway", version, about, long_about = None)]
-struct Args {}
+#[command(
+    name = "liqo-gateway",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
+struct Args {
+    /// Static configuration file (no Kubernetes); the other resource flags are ignored.
+    #[arg(long, conflicts_with_all = ["name", "namespace", "remote_cluster_id"])]
+    config: Option<PathBuf>,
+    /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Server (listens) or client (connects to the server).
+    #[arg(long, value_parser = ["server", "client"], default_value = "server")]
+    mode: String,
+    /// Name of the GatewayServer or GatewayClient resource.
+    #[arg(long, required_unless_present = "config")]
+    name: Option<String>,
+    /// Namespace of the resource (the peer's tenant namespace).
+    #[arg(long, required_unless_present = "config")]
+    namespace: Option<String>,
+    /// Cluster id of the peer.
+    #[arg(long, required_unless_present = "config")]
+    remote_cluster_id: Option<String>,
+    /// Tunnel interface name (must be unique per host for userspace WireGuard).
+    #[arg(long, default_value = liqo_net::tunnel::DEFAULT_INTERFACE_NAME)]
+    tunnel_interface: String,
+    /// WireGuard implementation: auto (kernel if the module is there), kernel, userspace.
+    #[arg(long, default_value = "auto")]
+    implementation: Implementation,
+    /// Server: the address advertised in status.endpoint (default: the default interface's).
+    #[arg(long)]
+    endpoint_address: Option<IpAddr>,
+    /// The interface towards the outside, never NATed (default: the default route's).
+    #[arg(long)]
+    default_interface: Option<String>,
+    /// Source-NAT all traffic to the peer to the unknown-source IP.
+    #[arg(long)]
+    full_masquerade: bool,
+    /// UDP port of the connection check on the tunnel addresses.
+    #[arg(long, default_value_t = liqo_net::gateway::conncheck::DEFAULT_PORT)]
+    ping_port: u16,
+    /// Seconds between two connection-check pings.
+    #[arg(long, default_value_t = 2.0)]
+    ping_interval: f64,
+    /// Lost pings in a row before the connection counts as down.
+    #[arg(long, default_value_t = liqo_net::gateway::conncheck::DEFAULT_LOSS_THRESHOLD)]
+    ping_loss_threshold: u32,
+    /// Seconds between two checks that the data plane is still in place.
+    #[arg(long, default_value_t = 5.0)]
+    resync: f64,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    eprintln!(
-        "liqo-gateway: not implemented yet in this version of liqo-rs; see the README's status table"
+/// The static configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StaticConfig {
+    mode: String,
+    #[serde(default)]
+    tunnel_interface: Option<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    listen_port: Option<u16>,
+    /// Base64, as `wg genkey` prints it.
+    private_key: String,
+    #[serde(default)]
+    peer: Option<StaticPeer>,
+    #[serde(default)]
+    remote: StaticRemote,
+    #[serde(default)]
+    local_pod_cidrs: Vec<String>,
+    #[serde(default)]
+    local_external_cidr: Option<String>,
+    #[serde(default)]
+    full_masquerade: bool,
+    #[serde(default)]
+    default_interface: Option<String>,
+    #[serde(default)]
+    table: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StaticPeer {
+    public_key: String,
+    #[serde(default)]
+    endpoint: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticRemote {
+    #[serde(default)]
+    pod: Vec<StaticMapping>,
+    #[serde(default)]
+    external: Vec<StaticMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticMapping {
+    real: String,
+    remapped: String,
+}
+
+fn cidr(text: &str) -> anyhow::Result<IpNetwork> {
+    text.parse()
+        .with_context(|| format!("{text:?} is not a CIDR"))
+}
+
+fn mappings(list: &[StaticMapping]) -> anyhow::Result<Vec<Mapping>> {
+    list.iter()
+        .map(|m| {
+            Mapping::new(cidr(&m.real)?, cidr(&m.remapped)?)
+                .with_context(|| format!("cannot map {} to {}", m.real, m.remapped))
+        })
+        .collect()
+}
+
+async fn static_config(path: &Path, args: &Args) -> anyhow::Result<GatewayConfig> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .with_context(|| format!("reading {}", path.display()))?;
+    let file: StaticConfig =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mode: Mode = file.mode.parse()?;
+    let private: PrivateKey = file
+        .private_key
+        .parse()
+        .context("privateKey: expected 32 bytes in base64")?;
+    let default_interface = match file.default_interface.or(args.default_interface.clone()) {
+        Some(i) => i,
+        None => match liqo_net::sys::default_route_interface().await {
+            Some(i) => i,
+            None => {
+                let endpoint = file.peer.as_ref().and_then(|p| p.endpoint);
+                match endpoint {
+                    Some(ep) => liqo_net::sys::route_interface(ep.ip()).await,
+                    None => None,
+                }
+                .context("cannot detect the default interface: set defaultInterface")?
+            }
+        },
+    };
+    let mut config = GatewayConfig::new(mode, private, &default_interface);
+    config.tunnel_interface = file
+        .tunnel_interface
+        .unwrap_or_else(|| args.tunnel_interface.clone());
+    if let Some(mtu) = file.mtu {
+        config.mtu = mtu;
+    }
+    if let Some(port) = file.listen_port {
+        config.listen_port = port;
+    }
+    if let Some(peer) = file.peer {
+        config.peer = Some(PeerConfig {
+            public_key: peer
+                .public_key
+                .parse::<PublicKey>()
+                .context("peer.publicKey: expected 32 bytes in base64")?,
+            endpoint: peer.endpoint,
+        });
+    }
+    config.remote = RemoteCidrs {
+        pod: mappings(&file.remote.pod)?,
+        external: mappings(&file.remote.external)?,
+    };
+    config.local_pod_cidrs = file
+        .local_pod_cidrs
+        .iter()
+        .map(|c| cidr(c))
+        .collect::<anyhow::Result<_>>()?;
+    config.local_external_cidr = file.local_external_cidr.as_deref().map(cidr).transpose()?;
+    config.full_masquerade = file.full_masquerade || args.full_masquerade;
+    if let Some(table) = file.table {
+        config.table = table;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Removes what a killed gateway may have left: a stale userspace socket, a kernel link.
+async fn clean_stale(tunnel: &str) -> anyhow::Result<()> {
+    let name = tunnel.to_owned();
+    let removed =
+        tokio::task::spawn_blocking(move || liqo_net::wireguard::remove_stale_socket(&name))
+            .await
+            .context("stale socket check panicked")?
+            .with_context(|| format!("tunnel {tunnel}"))?;
+    if removed {
+        tracing::info!(tunnel, "removed the stale socket of a previous process");
+    }
+    if liqo_net::sys::link_exists(tunnel).await {
+        tracing::info!(tunnel, "removing the link left by a previous process");
+        liqo_net::sys::ip(&["link", "delete", "dev", tunnel]).await?;
+    }
+    Ok(())
+}
+
+async fn run_static(
+    gateway: Arc<Gateway>,
+    config: GatewayConfig,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let shutdown = liqo_core::runtime::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(args.resync));
+    let check = ConnCheck::start(
+        config.mode.tunnel_address().ip(),
+        config.mode.peer_tunnel_ip(),
+        check_options(args),
     );
-    std::process::exit(2)
+    let mut state = check.subscribe();
+    let mut configured = false;
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticker.tick() => {
+                if configured && let Err(e) = gateway.backend().check().await {
+                    tracing::error!(error = %e, "the tunnel stopped: shutting down");
+                    break;
+                }
+                match gateway.apply(&config).await {
+                Ok(()) => {
+                    if !configured {
+                        tracing::info!(
+                            backend = gateway.backend().name(),
+                            tunnel = %config.tunnel_interface,
+                            "data plane configured"
+                        );
+                        configured = true;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "applying the configuration failed; retrying"),
+            }},
+            Ok(()) = state.changed() => {
+                let s = *state.borrow();
+                tracing::info!(connected = s.connected, latency = ?s.latency, "connection");
+            }
+        }
+    }
+    tracing::info!("shutting down: removing the tunnel, routes and NAT tables");
+    drop(check);
+    gateway.teardown().await?;
+    Ok(())
+}
+
+fn check_options(args: &Args) -> CheckOptions {
+    CheckOptions {
+        port: args.ping_port,
+        interval: Duration::from_secs_f64(args.ping_interval.max(0.05)),
+        loss_threshold: args.ping_loss_threshold.max(1),
+    }
+}
+
+async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("liqo-gateway: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(run()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("liqo-gateway: {e:#}");
+            1
+        }
+    };
+    // A call stuck on a stopped userspace device must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(code);
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube_runtime=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let backend = Arc::new(WireGuardBackend::new(args.implementation));
+    let gateway = Arc::new(Gateway::new(backend.clone() as Arc<dyn TunnelBackend>));
+    if let Some(path) = &args.config {
+        let config = static_config(path, &args).await?;
+        clean_stale(&config.tunnel_interface).await?;
+        return run_static(gateway, config, &args).await;
+    }
+    let mode: Mode = args.mode.parse()?;
+    let (Some(name), Some(namespace), Some(remote)) = (
+        args.name.as_deref(),
+        args.namespace.as_deref(),
+        args.remote_cluster_id.as_deref(),
+    ) else {
+        anyhow::bail!("--name, --namespace and --remote-cluster-id are required without --config");
+    };
+    let remote = ClusterId::new(remote).context("--remote-cluster-id")?;
+    let client = client(args.kubeconfig.as_deref()).await?;
+    clean_stale(&args.tunnel_interface).await?;
+    let mut options = controller::Options::new(mode, name, namespace, remote);
+    options.tunnel_interface = args.tunnel_interface.clone();
+    options.endpoint_address = args.endpoint_address;
+    options.default_interface = args.default_interface.clone();
+    options.full_masquerade = args.full_masquerade;
+    options.check = check_options(&args);
+    options.resync = Duration::from_secs_f64(args.resync.max(0.5));
+    tracing::info!(
+        mode = args.mode,
+        name,
+        namespace,
+        backend = backend.name(),
+        "liqo-gateway starting"
+    );
+    controller::run(
+        client,
+        gateway,
+        options,
+        liqo_core::runtime::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
 }

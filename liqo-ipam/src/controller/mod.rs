@@ -271,7 +271,13 @@ fn required_networks(config: &Config) -> Vec<Required> {
 }
 
 /// `10.0.0.0/16` -> `10-0-0-0-16`, usable in resource names.
-fn escape(cidr: IpNetwork) -> String {
+///
+/// ```
+/// let cidr = "10.0.0.0/16".parse().unwrap();
+/// assert_eq!(liqo_ipam::controller::escape(cidr), "10-0-0-0-16");
+/// ```
+#[must_use]
+pub fn escape(cidr: IpNetwork) -> String {
     cidr.to_string()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })

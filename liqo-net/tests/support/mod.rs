@@ -16,7 +16,11 @@ pub(crate) fn requirements_met(test: &str, programs: &[&str], paths: &[&str]) ->
         missing.push("root".to_owned());
     }
     for program in programs {
-        let flag = if *program == "ip" { "-V" } else { "--version" };
+        let flag = if matches!(*program, "ip" | "ping") {
+            "-V"
+        } else {
+            "--version"
+        };
         if !succeeds(Command::new(program).arg(flag)) {
             missing.push(format!("the `{program}` program"));
         }
