@@ -35,6 +35,12 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A configuration or input is unusable (what to fix is in the message).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The webhook server could not start (certificate or listener).
+    #[error("webhook server: {0}")]
+    Webhook(String),
     /// Error from a third-party [`Reflector`](crate::Reflector) implementation.
     #[error("reflector error: {0}")]
     Backend(#[source] liqo_core::BoxError),
@@ -55,6 +61,8 @@ impl Error {
             Self::Kube { .. } => "APIError",
             Self::NotManaged { .. } => "NotManaged",
             Self::Serialization { .. } => "SerializationError",
+            Self::InvalidConfig(_) => "InvalidConfig",
+            Self::Webhook(_) => "WebhookError",
             Self::Backend(_) => "BackendError",
         }
     }

@@ -26,9 +26,13 @@ pub mod error;
 pub mod event;
 pub mod forge;
 pub mod metrics;
+pub mod offloading;
+pub mod pod;
 mod queue;
 pub mod serviceaccount;
+pub mod shadowpod;
 pub mod storage;
+pub mod virtual_kubelet;
 mod worker;
 
 pub use engine::{

@@ -1,18 +1,230 @@
 //! The liqo-rs virtual kubelet: one per VirtualNode, offloads pods to a provider cluster.
 
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, bail};
 use clap::Parser;
+use ipnetwork::IpNetwork;
+use liqo_core::ids::ClusterId;
+use liqo_ipam::remap::{Mapping, RemoteCidrs};
+use liqo_reflect::virtual_kubelet::{Config, run};
 
 /// The liqo-rs virtual kubelet: one per VirtualNode, offloads pods to a provider cluster.
 ///
-/// This binary is a skeleton: the capability it will provide is tracked in the project's issues.
+/// Registers the Node named after the VirtualNode (capacity from its resource quota, the
+/// virtual-node taint, a Lease heartbeat, Ready while the provider's API server answers),
+/// turns the pods scheduled on it into ShadowPods in the provider and reflects their status
+/// back, and reflects Services, EndpointSlices, ConfigMaps, Secrets, Ingresses, PVCs,
+/// ServiceAccount tokens and Events of the offloaded namespaces.
+///
+/// Example:
+///   liqo-virtual-kubelet --kubeconfig ~/.kube/config --virtual-node-name milan \
+///     --tenant-namespace liqo-tenant-milan --home-cluster-id rome --foreign-cluster-id milan \
+///     --remote-pod-cidr 10.0.0.0/16 --remote-pod-cidr-remap 10.71.0.0/16
 #[derive(Debug, Parser)]
-#[command(name = "liqo-virtual-kubelet", version, about, long_about = None)]
-struct Args {}
+#[command(name = "liqo-virtual-kubelet", version, about, long_about)]
+struct Args {
+    /// Kubeconfig of the home cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Name of the VirtualNode (and of the Node).
+    #[arg(long, alias = "nodename", env = "VIRTUALNODE_NAME")]
+    virtual_node_name: String,
+    /// Namespace of the VirtualNode, its kubeconfig Secret and the NamespaceMaps.
+    #[arg(long)]
+    tenant_namespace: String,
+    /// Id of this (home) cluster.
+    #[arg(long)]
+    home_cluster_id: ClusterId,
+    /// Id of the provider cluster.
+    #[arg(long)]
+    foreign_cluster_id: ClusterId,
+    /// Secret (in the tenant namespace, key `kubeconfig`) with the provider's credentials
+    /// (default: the VirtualNode's spec.kubeconfigSecretRef).
+    #[arg(long)]
+    foreign_kubeconfig_secret_name: Option<String>,
+    /// Address of this virtual kubelet: Node InternalIP and host IP of offloaded pods.
+    #[arg(long, env = "POD_IP", default_value = "127.0.0.1")]
+    node_ip: IpAddr,
+    /// Port of the kubelet API advertised on the Node.
+    #[arg(long, default_value_t = 10250)]
+    listen_port: u16,
+    /// The provider's pod CIDR (as the provider sees it).
+    #[arg(long)]
+    remote_pod_cidr: Option<IpNetwork>,
+    /// The CIDR the provider's pod CIDR is remapped to locally (default: not remapped).
+    #[arg(long)]
+    remote_pod_cidr_remap: Option<IpNetwork>,
+    /// The provider's external CIDR.
+    #[arg(long)]
+    remote_external_cidr: Option<IpNetwork>,
+    /// The CIDR the provider's external CIDR is remapped to locally.
+    #[arg(long)]
+    remote_external_cidr_remap: Option<IpNetwork>,
+    /// This cluster's pod CIDR (for reflected EndpointSlices).
+    #[arg(long)]
+    home_pod_cidr: Option<IpNetwork>,
+    /// The CIDR the provider remapped this cluster's pod CIDR to.
+    #[arg(long)]
+    home_pod_cidr_remap: Option<IpNetwork>,
+    /// Interval between health checks of the provider's API server (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    node_ping_interval: Duration,
+    /// Timeout of one health check.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    node_ping_timeout: Duration,
+    /// Consecutive failed health checks that make the Node NotReady.
+    #[arg(long, default_value_t = 3)]
+    node_health_failure_threshold: u32,
+    /// Duration of the node Lease in kube-node-lease (renewed every quarter of it).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_lease_duration: Duration,
+    /// Maximum interval between two writes of the Node status.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    node_status_update_interval: Duration,
+    /// Workers of the pod reflector per offloaded namespace.
+    #[arg(long, default_value_t = 10)]
+    pod_workers: usize,
+    /// Whether to create and maintain the Node.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    create_node: bool,
+    /// Extra labels of the Node (key=value, comma separated).
+    #[arg(long, value_delimiter = ',')]
+    node_extra_labels: Vec<String>,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    eprintln!(
-        "liqo-virtual-kubelet: not implemented yet in this version of liqo-rs; see the README's status table"
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 10s, 500ms, 1m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn mapping(
+    real: Option<IpNetwork>,
+    remap: Option<IpNetwork>,
+    flag: &str,
+) -> anyhow::Result<Option<Mapping>> {
+    match (real, remap) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => bail!("--{flag}-remap needs --{flag}"),
+        (Some(real), None) => Ok(Some(
+            Mapping::identity(real).with_context(|| format!("--{flag}"))?,
+        )),
+        (Some(real), Some(remap)) => Ok(Some(
+            Mapping::new(real, remap).with_context(|| format!("--{flag} and --{flag}-remap"))?,
+        )),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube_runtime=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let mut extra_labels = BTreeMap::new();
+    for label in &args.node_extra_labels {
+        let Some((k, v)) = label.split_once('=') else {
+            bail!("--node-extra-labels: {label:?} is not key=value");
+        };
+        extra_labels.insert(k.to_owned(), v.to_owned());
+    }
+    let remote_cidrs = RemoteCidrs {
+        pod: mapping(
+            args.remote_pod_cidr,
+            args.remote_pod_cidr_remap,
+            "remote-pod-cidr",
+        )?
+        .into_iter()
+        .collect(),
+        external: mapping(
+            args.remote_external_cidr,
+            args.remote_external_cidr_remap,
+            "remote-external-cidr",
+        )?
+        .into_iter()
+        .collect(),
+    };
+    let home_cidrs = RemoteCidrs {
+        pod: mapping(
+            args.home_pod_cidr,
+            args.home_pod_cidr_remap,
+            "home-pod-cidr",
+        )?
+        .into_iter()
+        .collect(),
+        external: Vec::new(),
+    };
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let mut config = Config::new(
+        args.virtual_node_name,
+        args.tenant_namespace,
+        args.home_cluster_id,
+        args.foreign_cluster_id,
     );
-    std::process::exit(2)
+    config.foreign_kubeconfig_secret_name = args.foreign_kubeconfig_secret_name;
+    config.node_ip = args.node_ip;
+    config.kubelet_port = args.listen_port;
+    config.remote_cidrs = remote_cidrs;
+    config.home_cidrs = home_cidrs;
+    config.ping_interval = args.node_ping_interval;
+    config.ping_timeout = args.node_ping_timeout;
+    config.failure_threshold = args.node_health_failure_threshold;
+    config.lease_duration = args.node_lease_duration;
+    config.status_update_interval = args.node_status_update_interval;
+    config.pod_workers = args.pod_workers;
+    config.create_node = args.create_node;
+    config.extra_labels = extra_labels;
+    run(client, config, liqo_core::runtime::shutdown_signal())
+        .await
+        .context("virtual kubelet")?;
+    Ok(())
+}
+
+async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("1d").is_err());
+    }
 }

@@ -1,0 +1,406 @@
+//! The NamespaceMap controller (provider side): creates the twin namespaces a consumer asks
+//! for.
+//!
+//! It acts on the NamespaceMaps replicated from consumers (label `liqo.io/replicated=true` by
+//! default, origin cluster in `liqo.io/originID`). For every `desiredMapping` entry it creates
+//! the namespace, annotated `liqo.io/managed-by-namespace-map=<map namespace>/<map name>` and
+//! `liqo.io/original-name=<consumer namespace>`, labelled `liqo.io/remote-cluster-id=<origin>`,
+//! with a RoleBinding (named after the map's namespace, the consumer's tenant namespace) of the
+//! ClusterRole `liqo-virtual-kubelet-remote` to the Group `<origin>`; then reports
+//! `currentMapping[<ns>] = {remoteNamespace, phase}` (`Accepted`, or `CreationLoopBackOff` when
+//! a namespace with that name exists and is not managed by the map). Entries no longer
+//! desired, and all of them when the map is deleted (finalizer
+//! `namespacemap-controller.liqo.io/finalizer`), get their namespace deleted (`Terminating`
+//! until gone).
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    core::v1::Namespace,
+    rbac::v1::{RoleBinding, RoleRef, Subject},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+use liqo_core::{
+    api::offloading::v1beta1::{MappingPhase, NamespaceMap, RemoteNamespaceStatus},
+    labels::{
+        TRUE, core,
+        offloading::{MANAGED_BY_NAMESPACE_MAP, NAMESPACE_MAP_FINALIZER, ORIGINAL_NAME},
+        replication,
+    },
+    runtime::KeyedBackoff,
+};
+use tracing::{info, warn};
+
+use crate::{Error, Result};
+
+/// ClusterRole bound, in each twin namespace, to the consumer's identity group.
+pub const REMOTE_NAMESPACE_CLUSTER_ROLE: &str = "liqo-virtual-kubelet-remote";
+
+/// Settings of the NamespaceMap controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Label selector of the NamespaceMaps to act on (default `liqo.io/replicated=true`: the
+    /// replicas received from consumers).
+    pub selector: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            selector: format!("{}={TRUE}", replication::REPLICATED),
+        }
+    }
+}
+
+/// The id written in the `liqo.io/managed-by-namespace-map` annotation: `<namespace>/<name>`.
+pub fn map_id(map: &NamespaceMap) -> String {
+    format!("{}/{}", map.namespace().unwrap_or_default(), map.name_any())
+}
+
+/// The cluster a NamespaceMap comes from (`liqo.io/originID`, else
+/// `liqo.io/remote-cluster-id`).
+pub fn origin(map: &NamespaceMap) -> Option<String> {
+    let labels = map.labels();
+    labels
+        .get(replication::ORIGIN_ID)
+        .or_else(|| labels.get(core::REMOTE_CLUSTER_ID))
+        .cloned()
+}
+
+/// The twin namespace for `original` in a map with id `id` from cluster `origin`.
+pub fn forge_namespace(name: &str, original: &str, id: &str, origin: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            annotations: Some(
+                [
+                    (MANAGED_BY_NAMESPACE_MAP.to_owned(), id.to_owned()),
+                    (ORIGINAL_NAME.to_owned(), original.to_owned()),
+                ]
+                .into(),
+            ),
+            labels: Some([(core::REMOTE_CLUSTER_ID.to_owned(), origin.to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
+/// Whether `namespace` is managed by the map with id `id`.
+pub fn is_managed_by(namespace: &Namespace, id: &str) -> bool {
+    namespace
+        .annotations()
+        .get(MANAGED_BY_NAMESPACE_MAP)
+        .is_some_and(|v| v == id)
+}
+
+struct Context {
+    client: Client,
+    backoff: KeyedBackoff<ObjectRef<NamespaceMap>>,
+}
+
+/// Creates the namespace and its RoleBinding; `Ok(false)` when the name is taken.
+async fn ensure_namespace(
+    ctx: &Context,
+    map: &NamespaceMap,
+    original: &str,
+    name: &str,
+) -> Result<bool> {
+    let id = map_id(map);
+    let origin = origin(map).unwrap_or_default();
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let existing = namespaces
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("reading namespace {name}")))?;
+    let namespace = match existing {
+        Some(ns) => ns,
+        None => match namespaces
+            .create(
+                &PostParams::default(),
+                &forge_namespace(name, original, &id, &origin),
+            )
+            .await
+        {
+            Ok(ns) => {
+                info!(namespace = %name, %origin, "twin namespace created");
+                ns
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => namespaces
+                .get(name)
+                .await
+                .map_err(Error::kube(format!("reading namespace {name}")))?,
+            Err(e) => return Err(Error::kube(format!("creating namespace {name}"))(e)),
+        },
+    };
+    if !is_managed_by(&namespace, &id) {
+        warn!(namespace = %name, map = %id, "namespace exists and is not managed by the NamespaceMap");
+        return Ok(false);
+    }
+    if namespace.metadata.deletion_timestamp.is_some() {
+        // Re-created once the deletion completes.
+        return Ok(false);
+    }
+    let binding_name = map.namespace().unwrap_or_default();
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(binding_name.clone()),
+            namespace: Some(name.to_owned()),
+            annotations: Some([(MANAGED_BY_NAMESPACE_MAP.to_owned(), id.clone())].into()),
+            labels: Some(
+                [
+                    (
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        core::LIQO.to_owned(),
+                    ),
+                    (core::REMOTE_CLUSTER_ID.to_owned(), origin.clone()),
+                ]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "ClusterRole".to_owned(),
+            name: REMOTE_NAMESPACE_CLUSTER_ROLE.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Group".to_owned(),
+            name: origin,
+            namespace: None,
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(ctx.client.clone(), name)
+        .patch(
+            &binding_name,
+            &PatchParams::apply("namespacemap-controller.liqo.io").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "applying RoleBinding {name}/{binding_name}"
+        )))?;
+    Ok(true)
+}
+
+/// Deletes the namespace if managed by the map; `Ok(true)` while it still exists.
+async fn delete_namespace(ctx: &Context, id: &str, name: &str) -> Result<bool> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let Some(namespace) = namespaces
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("reading namespace {name}")))?
+    else {
+        return Ok(false);
+    };
+    if !is_managed_by(&namespace, id) {
+        return Ok(false);
+    }
+    if namespace.metadata.deletion_timestamp.is_none() {
+        match namespaces.delete(name, &DeleteParams::default()).await {
+            Ok(_) => info!(namespace = %name, "twin namespace deleted"),
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+            Err(e) => return Err(Error::kube(format!("deleting namespace {name}"))(e)),
+        }
+    }
+    Ok(true)
+}
+
+async fn set_finalizer(api: &Api<NamespaceMap>, map: &NamespaceMap, present: bool) -> Result<()> {
+    let mut finalizers = map.finalizers().to_vec();
+    if finalizers.iter().any(|f| f == NAMESPACE_MAP_FINALIZER) == present {
+        return Ok(());
+    }
+    if present {
+        finalizers.push(NAMESPACE_MAP_FINALIZER.to_owned());
+    } else {
+        finalizers.retain(|f| f != NAMESPACE_MAP_FINALIZER);
+    }
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": map.resource_version(),
+    }});
+    api.patch(
+        &map.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "updating the finalizers of NamespaceMap {}",
+        map_id(map)
+    )))?;
+    Ok(())
+}
+
+async fn reconcile(map: Arc<NamespaceMap>, ctx: Arc<Context>) -> Result<Action> {
+    let api: Api<NamespaceMap> =
+        Api::namespaced(ctx.client.clone(), &map.namespace().unwrap_or_default());
+    let id = map_id(&map);
+    let deleting = map.metadata.deletion_timestamp.is_some();
+    if !deleting {
+        set_finalizer(&api, &map, true).await?;
+    }
+    let previous = map
+        .status
+        .as_ref()
+        .map(|s| s.current_mapping.clone())
+        .unwrap_or_default();
+    let mut current: BTreeMap<String, RemoteNamespaceStatus> = BTreeMap::new();
+    let mut first_error = None;
+    if !deleting {
+        for (original, remote) in &map.spec.desired_mapping {
+            let phase = match ensure_namespace(&ctx, &map, original, remote).await {
+                Ok(true) => MappingPhase::Accepted,
+                Ok(false) => MappingPhase::CreationLoopBackOff,
+                Err(e) => {
+                    // Keep an accepted mapping through transient errors.
+                    let kept = previous
+                        .get(original)
+                        .and_then(|p| p.phase)
+                        .filter(|p| *p == MappingPhase::Accepted)
+                        .unwrap_or(MappingPhase::CreationLoopBackOff);
+                    first_error.get_or_insert(e);
+                    kept
+                }
+            };
+            current.insert(
+                original.clone(),
+                RemoteNamespaceStatus {
+                    remote_namespace: Some(remote.clone()),
+                    phase: Some(phase),
+                },
+            );
+        }
+    }
+    for (original, status) in &previous {
+        if current.contains_key(original) {
+            continue;
+        }
+        let Some(remote) = status.remote_namespace.as_deref() else {
+            continue;
+        };
+        match delete_namespace(&ctx, &id, remote).await {
+            Ok(true) => {
+                current.insert(
+                    original.clone(),
+                    RemoteNamespaceStatus {
+                        remote_namespace: Some(remote.to_owned()),
+                        phase: Some(MappingPhase::Terminating),
+                    },
+                );
+            }
+            Ok(false) => {}
+            Err(e) => {
+                current.insert(original.clone(), status.clone());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if current != previous {
+        let mut mapping =
+            serde_json::to_value(&current).map_err(|source| Error::Serialization {
+                what: "a NamespaceMap status".to_owned(),
+                source,
+            })?;
+        for key in previous.keys() {
+            if !current.contains_key(key) {
+                mapping[key] = serde_json::Value::Null;
+            }
+        }
+        api.patch_status(
+            &map.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"currentMapping": mapping}})),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "writing the status of NamespaceMap {id}"
+        )))?;
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let waiting = current.values().any(|s| {
+        matches!(
+            s.phase,
+            Some(MappingPhase::Terminating | MappingPhase::CreationLoopBackOff)
+        )
+    });
+    if deleting && current.is_empty() {
+        set_finalizer(&api, &map, false).await?;
+        return Ok(Action::await_change());
+    }
+    ctx.backoff.reset_object(&map);
+    Ok(if waiting {
+        Action::requeue(Duration::from_secs(2))
+    } else {
+        Action::requeue(Duration::from_secs(300))
+    })
+}
+
+fn error_policy(map: Arc<NamespaceMap>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(map = %map_id(&map), %error, "NamespaceMap reconcile failed");
+    ctx.backoff.requeue_object(&map)
+}
+
+/// Runs the NamespaceMap controller until `shutdown` resolves.
+///
+/// ```no_run
+/// # async fn run(client: kube::Client) -> liqo_reflect::Result<()> {
+/// use liqo_reflect::offloading::namespace_map;
+///
+/// namespace_map::run(client, namespace_map::Config::default(), liqo_core::runtime::shutdown_signal()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        backoff: KeyedBackoff::default(),
+    });
+    info!("NamespaceMap controller running");
+    Controller::new(
+        Api::<NamespaceMap>::all(client),
+        watcher::Config::default().labels(&config.selector),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| std::future::ready(()))
+    .await;
+    info!("NamespaceMap controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liqo_core::api::offloading::v1beta1::NamespaceMapSpec;
+
+    #[test]
+    fn twin_namespace_metadata() {
+        let mut map = NamespaceMap::new("milan", NamespaceMapSpec::default());
+        map.metadata.namespace = Some("liqo-tenant-rome".into());
+        map.metadata.labels = Some([("liqo.io/originID".to_owned(), "rome".to_owned())].into());
+        assert_eq!(map_id(&map), "liqo-tenant-rome/milan");
+        assert_eq!(origin(&map).as_deref(), Some("rome"));
+        let ns = forge_namespace("demo-rome", "demo", &map_id(&map), "rome");
+        assert_eq!(
+            ns.annotations()["liqo.io/managed-by-namespace-map"],
+            "liqo-tenant-rome/milan"
+        );
+        assert_eq!(ns.annotations()["liqo.io/original-name"], "demo");
+        assert_eq!(ns.labels()["liqo.io/remote-cluster-id"], "rome");
+        assert!(is_managed_by(&ns, "liqo-tenant-rome/milan"));
+        assert!(!is_managed_by(&ns, "liqo-tenant-naples/milan"));
+    }
+}

@@ -1,0 +1,336 @@
+//! The admission decisions of namespace offloading, as pure functions for a webhook server:
+//! the pod mutation per `podOffloadingStrategy` ([`mutate_pod`]) and the validation of
+//! NamespaceOffloadings ([`validate_namespace_offloading`]).
+
+use k8s_openapi::api::core::v1::{
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
+    Toleration,
+};
+use liqo_core::{
+    api::offloading::v1beta1::{
+        NAMESPACE_OFFLOADING_NAME, NamespaceMappingStrategy, NamespaceOffloading,
+        PodOffloadingStrategy,
+    },
+    labels::{core, offloading},
+};
+
+/// The RuntimeClass whose pods are never mutated (it carries its own scheduling constraints).
+pub const LIQO_RUNTIME_CLASS: &str = "liqo";
+
+/// The toleration of the virtual-node taint.
+pub fn virtual_node_toleration() -> Toleration {
+    Toleration {
+        key: Some(offloading::VIRTUAL_NODE_TAINT.to_owned()),
+        operator: Some("Exists".to_owned()),
+        effect: Some(offloading::VIRTUAL_NODE_TAINT_EFFECT.to_owned()),
+        ..Toleration::default()
+    }
+}
+
+fn virtual_node_requirement(operator: &str) -> NodeSelectorRequirement {
+    NodeSelectorRequirement {
+        key: core::TYPE.to_owned(),
+        operator: operator.to_owned(),
+        values: Some(vec![core::TYPE_VIRTUAL_NODE.to_owned()]),
+    }
+}
+
+fn and(a: &NodeSelectorTerm, b: &NodeSelectorTerm) -> NodeSelectorTerm {
+    let join = |x: &Option<Vec<NodeSelectorRequirement>>,
+                y: &Option<Vec<NodeSelectorRequirement>>| {
+        let all: Vec<_> = x
+            .iter()
+            .flatten()
+            .chain(y.iter().flatten())
+            .cloned()
+            .collect();
+        (!all.is_empty()).then_some(all)
+    };
+    NodeSelectorTerm {
+        match_expressions: join(&a.match_expressions, &b.match_expressions),
+        match_fields: join(&a.match_fields, &b.match_fields),
+    }
+}
+
+/// The required node-affinity terms the strategy adds (ORed), or `None` when it adds none.
+pub fn strategy_terms(
+    strategy: PodOffloadingStrategy,
+    selector: Option<&NodeSelector>,
+) -> Option<Vec<NodeSelectorTerm>> {
+    let selector_terms = selector
+        .map(|s| s.node_selector_terms.clone())
+        .filter(|t| !t.is_empty());
+    match strategy {
+        PodOffloadingStrategy::Local => None,
+        PodOffloadingStrategy::Remote => {
+            let only_virtual = NodeSelectorTerm {
+                match_expressions: Some(vec![virtual_node_requirement("In")]),
+                match_fields: None,
+            };
+            Some(
+                selector_terms
+                    .unwrap_or_else(|| vec![NodeSelectorTerm::default()])
+                    .iter()
+                    .map(|t| and(t, &only_virtual))
+                    .collect(),
+            )
+        }
+        PodOffloadingStrategy::LocalAndRemote => selector_terms.map(|mut terms| {
+            terms.push(NodeSelectorTerm {
+                match_expressions: Some(vec![virtual_node_requirement("NotIn")]),
+                match_fields: None,
+            });
+            terms
+        }),
+    }
+}
+
+/// The pod as the mutating webhook makes it (upstream `/mutate/pod`): with the `Remote` and
+/// `LocalAndRemote` strategies, the virtual-node toleration, and the strategy's required node
+/// affinity ([`strategy_terms`]) ANDed with the pod's own (each existing term combined with
+/// each new one). Pods of the `liqo` RuntimeClass and the `Local` strategy are left alone.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use liqo_core::api::offloading::v1beta1::PodOffloadingStrategy;
+/// use liqo_reflect::offloading::webhook::mutate_pod;
+///
+/// let pod: Pod = serde_json::from_value(serde_json::json!({
+///     "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+/// })).unwrap();
+/// let remote = mutate_pod(&pod, PodOffloadingStrategy::Remote, None);
+/// let spec = remote.spec.unwrap();
+/// assert_eq!(spec.tolerations.unwrap()[0].key.as_deref(), Some("virtual-node.liqo.io/not-allowed"));
+/// let terms = spec.affinity.unwrap().node_affinity.unwrap()
+///     .required_during_scheduling_ignored_during_execution.unwrap().node_selector_terms;
+/// assert_eq!(terms[0].match_expressions.as_ref().unwrap()[0].key, "liqo.io/type");
+/// ```
+pub fn mutate_pod(
+    pod: &Pod,
+    strategy: PodOffloadingStrategy,
+    selector: Option<&NodeSelector>,
+) -> Pod {
+    let mut pod = pod.clone();
+    let Some(spec) = pod.spec.as_mut() else {
+        return pod;
+    };
+    if spec.runtime_class_name.as_deref() == Some(LIQO_RUNTIME_CLASS)
+        || strategy == PodOffloadingStrategy::Local
+    {
+        return pod;
+    }
+    let toleration = virtual_node_toleration();
+    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+    if !tolerations.contains(&toleration) {
+        tolerations.push(toleration);
+    }
+    let Some(new_terms) = strategy_terms(strategy, selector) else {
+        return pod;
+    };
+    let affinity = spec.affinity.get_or_insert_with(Affinity::default);
+    let node_affinity = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
+    let required = node_affinity
+        .required_during_scheduling_ignored_during_execution
+        .get_or_insert_with(|| NodeSelector {
+            node_selector_terms: Vec::new(),
+        });
+    let existing = std::mem::take(&mut required.node_selector_terms);
+    required.node_selector_terms = if existing.is_empty() {
+        new_terms
+    } else {
+        existing
+            .iter()
+            .flat_map(|e| new_terms.iter().map(move |n| and(e, n)))
+            .collect()
+    };
+    pod
+}
+
+/// Validates a NamespaceOffloading (upstream `/validate/namespace-offloading`): it must be
+/// named `offloading`, `SelectedName` needs `remoteNamespaceName`, and the mapping strategy
+/// (and selected name) cannot change on update. The error says what to fix.
+///
+/// ```
+/// use liqo_core::api::offloading::v1beta1::{NamespaceOffloading, NamespaceOffloadingSpec};
+/// use liqo_reflect::offloading::webhook::validate_namespace_offloading;
+///
+/// let good = NamespaceOffloading::new("offloading", NamespaceOffloadingSpec::default());
+/// assert!(validate_namespace_offloading(&good, None).is_ok());
+/// let bad = NamespaceOffloading::new("other", NamespaceOffloadingSpec::default());
+/// assert!(validate_namespace_offloading(&bad, None).is_err());
+/// ```
+pub fn validate_namespace_offloading(
+    new: &NamespaceOffloading,
+    old: Option<&NamespaceOffloading>,
+) -> Result<(), String> {
+    let name = new.metadata.name.as_deref().unwrap_or_default();
+    if name != NAMESPACE_OFFLOADING_NAME {
+        return Err(format!(
+            "a NamespaceOffloading must be named {NAMESPACE_OFFLOADING_NAME:?}, not {name:?}"
+        ));
+    }
+    if new.spec.namespace_mapping_strategy == NamespaceMappingStrategy::SelectedName
+        && new
+            .spec
+            .remote_namespace_name
+            .as_deref()
+            .is_none_or(str::is_empty)
+    {
+        return Err(
+            "namespaceMappingStrategy SelectedName needs spec.remoteNamespaceName".to_owned(),
+        );
+    }
+    if let Some(old) = old {
+        if old.spec.namespace_mapping_strategy != new.spec.namespace_mapping_strategy {
+            return Err(format!(
+                "namespaceMappingStrategy is immutable ({:?}): delete and recreate the \
+                 NamespaceOffloading to change it",
+                old.spec.namespace_mapping_strategy
+            ));
+        }
+        if old.spec.namespace_mapping_strategy == NamespaceMappingStrategy::SelectedName
+            && old.spec.remote_namespace_name != new.spec.remote_namespace_name
+        {
+            return Err("remoteNamespaceName is immutable".to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liqo_core::api::offloading::v1beta1::NamespaceOffloadingSpec;
+    use serde_json::json;
+
+    fn pod(extra: serde_json::Value) -> Pod {
+        let mut spec = json!({"containers": [{"name": "app", "image": "nginx"}]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json!({ "spec": spec })).unwrap()
+    }
+
+    fn terms(pod: &Pod) -> Vec<NodeSelectorTerm> {
+        pod.spec
+            .as_ref()
+            .unwrap()
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|r| r.node_selector_terms.clone())
+            .unwrap_or_default()
+    }
+
+    fn south() -> NodeSelector {
+        serde_json::from_value(json!({"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "topology.liqo.io/region", "operator": "In", "values": ["south"]}]},
+        ]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn local_and_runtime_class_are_untouched() {
+        let p = pod(json!({}));
+        assert_eq!(
+            mutate_pod(&p, PodOffloadingStrategy::Local, Some(&south())),
+            p
+        );
+        let liqo = pod(json!({"runtimeClassName": "liqo"}));
+        assert_eq!(mutate_pod(&liqo, PodOffloadingStrategy::Remote, None), liqo);
+    }
+
+    #[test]
+    fn remote_requires_virtual_nodes_matching_the_selector() {
+        let m = mutate_pod(
+            &pod(json!({})),
+            PodOffloadingStrategy::Remote,
+            Some(&south()),
+        );
+        let t = terms(&m);
+        assert_eq!(t.len(), 1);
+        let keys: Vec<_> = t[0]
+            .match_expressions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|r| (r.key.as_str(), r.operator.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [("topology.liqo.io/region", "In"), ("liqo.io/type", "In")]
+        );
+        // Idempotent toleration.
+        let twice = mutate_pod(&m, PodOffloadingStrategy::Remote, None);
+        assert_eq!(twice.spec.unwrap().tolerations.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn local_and_remote_adds_an_ored_local_term_only_with_a_selector() {
+        let plain = mutate_pod(&pod(json!({})), PodOffloadingStrategy::LocalAndRemote, None);
+        assert!(terms(&plain).is_empty());
+        assert_eq!(
+            plain.spec.unwrap().tolerations.unwrap(),
+            vec![virtual_node_toleration()]
+        );
+        let m = mutate_pod(
+            &pod(json!({})),
+            PodOffloadingStrategy::LocalAndRemote,
+            Some(&south()),
+        );
+        let t = terms(&m);
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t[1].match_expressions.as_ref().unwrap()[0].operator,
+            "NotIn"
+        );
+    }
+
+    #[test]
+    fn existing_affinity_is_anded() {
+        let p = pod(
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]},
+                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["nvme"]}]},
+            ]}}}}),
+        );
+        let m = mutate_pod(&p, PodOffloadingStrategy::Remote, None);
+        let t = terms(&m);
+        assert_eq!(t.len(), 2);
+        for term in t {
+            let exprs = term.match_expressions.unwrap();
+            assert_eq!(exprs.len(), 2);
+            assert_eq!(exprs[1].key, "liqo.io/type");
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let spec = |strategy, name: Option<&str>| NamespaceOffloadingSpec {
+            namespace_mapping_strategy: strategy,
+            remote_namespace_name: name.map(str::to_owned),
+            ..NamespaceOffloadingSpec::default()
+        };
+        let nso = |s| NamespaceOffloading::new("offloading", s);
+        let selected = nso(spec(NamespaceMappingStrategy::SelectedName, Some("x")));
+        assert!(validate_namespace_offloading(&selected, None).is_ok());
+        assert!(
+            validate_namespace_offloading(
+                &nso(spec(NamespaceMappingStrategy::SelectedName, None)),
+                None
+            )
+            .is_err()
+        );
+        let default = nso(spec(NamespaceMappingStrategy::DefaultName, None));
+        let err = validate_namespace_offloading(&default, Some(&selected)).unwrap_err();
+        assert!(err.contains("immutable"));
+        let renamed = nso(spec(NamespaceMappingStrategy::SelectedName, Some("y")));
+        assert!(validate_namespace_offloading(&renamed, Some(&selected)).is_err());
+    }
+}

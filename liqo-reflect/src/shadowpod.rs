@@ -1,0 +1,290 @@
+//! The ShadowPod controller, provider side: every ShadowPod a consumer writes gets a real Pod.
+//!
+//! For each ShadowPod the controller keeps a Pod with the same name and namespace, controlled
+//! by the ShadowPod (owner reference, so deleting the ShadowPod deletes the Pod), with the
+//! ShadowPod's labels (plus `liqo.io/managed-by=shadowpod`) and annotations and its
+//! `spec.pod`. A Pod deleted behind its back is created again, also while the consumer is
+//! unreachable: the provider keeps the workload running on its own. The Pod's `status.phase`
+//! is mirrored into the ShadowPod's status. The spec is only used at creation, as upstream.
+//!
+//! Host it in the provider's controller manager with [`run`].
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+use liqo_core::{
+    api::offloading::v1beta1::{PodPhase, ShadowPod, ShadowPodStatus},
+    labels::offloading::{MANAGED_BY, MANAGED_BY_SHADOW_POD},
+    runtime::KeyedBackoff,
+};
+use tracing::{info, warn};
+
+use crate::{Error, Result};
+
+/// Settings of the ShadowPod controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Only ShadowPods of this namespace (default: all namespaces).
+    pub namespace: Option<String>,
+    /// Concurrent reconciles.
+    pub workers: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            workers: 10,
+        }
+    }
+}
+
+/// What the controller decides for one ShadowPod, given the Pod with its name (pure).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Create this Pod.
+    Create(Box<Pod>),
+    /// The Pod exists: write this status into the ShadowPod if different.
+    Mirror(ShadowPodStatus),
+    /// The Pod is being deleted: check again later.
+    Wait,
+    /// A Pod with the name exists and is not controlled by the ShadowPod.
+    Conflict,
+    /// Nothing to do (the ShadowPod is being deleted, or has no pod spec).
+    Nothing,
+}
+
+/// Parses a Pod phase.
+pub fn pod_phase(phase: Option<&str>) -> PodPhase {
+    match phase {
+        Some("Pending") => PodPhase::Pending,
+        Some("Running") => PodPhase::Running,
+        Some("Succeeded") => PodPhase::Succeeded,
+        Some("Failed") => PodPhase::Failed,
+        _ => PodPhase::Unknown,
+    }
+}
+
+/// The Pod for `shadow`: same name and namespace, its labels plus `liqo.io/managed-by`, its
+/// annotations, owned (as controller) by it, with its `spec.pod`. `None` when the ShadowPod
+/// has no pod spec.
+pub fn forge_pod(shadow: &ShadowPod) -> Option<Pod> {
+    let spec = shadow.spec.pod.clone()?;
+    let mut labels: BTreeMap<String, String> = shadow.labels().clone();
+    labels.insert(MANAGED_BY.to_owned(), MANAGED_BY_SHADOW_POD.to_owned());
+    let mut annotations = shadow.annotations().clone();
+    annotations.remove(crate::CONTENT_HASH_ANNOTATION);
+    Some(Pod {
+        metadata: ObjectMeta {
+            name: shadow.metadata.name.clone(),
+            namespace: shadow.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: shadow.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+/// Decides what to do for `shadow` given the Pod with its name, if any.
+pub fn plan(shadow: &ShadowPod, pod: Option<&Pod>) -> Plan {
+    if shadow.metadata.deletion_timestamp.is_some() {
+        return Plan::Nothing;
+    }
+    let Some(pod) = pod else {
+        return forge_pod(shadow).map_or(Plan::Nothing, |p| Plan::Create(Box::new(p)));
+    };
+    let controlled = pod
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == shadow.metadata.uid.as_ref());
+    if !controlled {
+        return Plan::Conflict;
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Plan::Wait;
+    }
+    Plan::Mirror(ShadowPodStatus {
+        phase: pod_phase(pod.status.as_ref().and_then(|s| s.phase.as_deref())),
+    })
+}
+
+struct Context {
+    client: Client,
+    backoff: KeyedBackoff<ObjectRef<ShadowPod>>,
+}
+
+async fn reconcile(shadow: Arc<ShadowPod>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = shadow.namespace().unwrap_or_default();
+    let name = shadow.name_any();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pod = pods
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("reading pod {namespace}/{name}")))?;
+    match plan(&shadow, pod.as_ref()) {
+        Plan::Create(pod) => match pods.create(&PostParams::default(), &pod).await {
+            Ok(_) => info!(pod = %name, %namespace, "pod created for ShadowPod"),
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(Error::kube(format!("creating pod {namespace}/{name}"))(e)),
+        },
+        Plan::Mirror(status) => {
+            if shadow.status.as_ref() != Some(&status) {
+                Api::<ShadowPod>::namespaced(ctx.client.clone(), &namespace)
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&serde_json::json!({ "status": status })),
+                    )
+                    .await
+                    .map_err(Error::kube(format!(
+                        "writing the status of ShadowPod {namespace}/{name}"
+                    )))?;
+            }
+        }
+        Plan::Wait => return Ok(Action::requeue(Duration::from_secs(2))),
+        Plan::Conflict => {
+            return Err(Error::NotManaged {
+                kind: "Pod".to_owned(),
+                namespace,
+                name,
+            });
+        }
+        Plan::Nothing => {}
+    }
+    ctx.backoff.reset_object(&shadow);
+    Ok(Action::await_change())
+}
+
+fn error_policy(shadow: Arc<ShadowPod>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(shadowpod = %shadow.name_any(), namespace = ?shadow.namespace(), %error, "ShadowPod reconcile failed");
+    ctx.backoff.requeue_object(&shadow)
+}
+
+/// Runs the ShadowPod controller until `shutdown` resolves.
+///
+/// ```no_run
+/// # async fn run(client: kube::Client) -> liqo_reflect::Result<()> {
+/// use liqo_reflect::shadowpod;
+///
+/// shadowpod::run(client, shadowpod::Config::default(), liqo_core::runtime::shutdown_signal()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let (shadows, pods): (Api<ShadowPod>, Api<Pod>) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let ctx = Arc::new(Context {
+        client,
+        backoff: KeyedBackoff::default(),
+    });
+    info!("ShadowPod controller running");
+    Controller::new(shadows, watcher::Config::default())
+        .owns(
+            pods,
+            watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_SHADOW_POD}")),
+        )
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(config.workers.max(1)),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| std::future::ready(()))
+        .await;
+    info!("ShadowPod controller stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liqo_core::api::offloading::v1beta1::ShadowPodSpec;
+    use serde_json::json;
+
+    fn shadow() -> ShadowPod {
+        let mut s = ShadowPod::new(
+            "web-1",
+            ShadowPodSpec {
+                pod: Some(
+                    serde_json::from_value(
+                        json!({"containers": [{"name": "web", "image": "nginx"}]}),
+                    )
+                    .unwrap(),
+                ),
+            },
+        );
+        s.metadata.namespace = Some("demo-rome".into());
+        s.metadata.uid = Some("shadow-uid".into());
+        s.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
+        s.metadata.annotations = Some(
+            [
+                ("team".to_owned(), "a".to_owned()),
+                (crate::CONTENT_HASH_ANNOTATION.to_owned(), "x".to_owned()),
+            ]
+            .into(),
+        );
+        s
+    }
+
+    #[test]
+    fn creates_an_owned_pod_with_the_metadata() {
+        let Plan::Create(pod) = plan(&shadow(), None) else {
+            panic!("expected a creation");
+        };
+        assert_eq!(pod.metadata.name.as_deref(), Some("web-1"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("demo-rome"));
+        let labels = pod.metadata.labels.clone().unwrap();
+        assert_eq!(labels["app"], "web");
+        assert_eq!(labels["liqo.io/managed-by"], "shadowpod");
+        assert_eq!(pod.metadata.annotations.clone().unwrap().len(), 1);
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("ShadowPod", "shadow-uid")
+        );
+        assert_eq!(owner.controller, Some(true));
+    }
+
+    #[test]
+    fn mirrors_the_phase_of_its_pod_only() {
+        let Plan::Create(mut pod) = plan(&shadow(), None) else {
+            panic!("expected a creation");
+        };
+        pod.status = Some(serde_json::from_value(json!({"phase": "Running"})).unwrap());
+        assert_eq!(
+            plan(&shadow(), Some(&pod)),
+            Plan::Mirror(ShadowPodStatus {
+                phase: PodPhase::Running
+            })
+        );
+        pod.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert_eq!(plan(&shadow(), Some(&pod)), Plan::Wait);
+        pod.metadata.owner_references = None;
+        assert_eq!(plan(&shadow(), Some(&pod)), Plan::Conflict);
+        let mut deleting = shadow();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert_eq!(plan(&deleting, None), Plan::Nothing);
+    }
+}

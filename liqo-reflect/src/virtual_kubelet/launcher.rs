@@ -1,0 +1,177 @@
+//! How virtual kubelets are started: the [`Launcher`] seam and its process implementation.
+
+use std::{collections::HashMap, fmt::Debug, path::PathBuf, process::Stdio};
+
+use async_trait::async_trait;
+use tokio::{
+    process::{Child, Command},
+    sync::Mutex,
+};
+use tracing::{info, warn};
+
+use crate::{Error, Result};
+
+/// What to run for one VirtualNode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    /// Unique key of the virtual kubelet (`<namespace>/<VirtualNode name>`).
+    pub key: String,
+    /// Command-line arguments of `liqo-virtual-kubelet` (see [`kubelet_args`](super::controller::kubelet_args)).
+    pub args: Vec<String>,
+}
+
+/// Starts and stops virtual kubelets. The default runs them as local processes
+/// ([`ProcessLauncher`]); an in-cluster deployment would create a Deployment per VirtualNode.
+///
+/// ```
+/// use std::{collections::HashMap, sync::Mutex};
+///
+/// use async_trait::async_trait;
+/// use liqo_reflect::virtual_kubelet::launcher::{LaunchSpec, Launcher};
+///
+/// /// Records what would run (e.g. for a dry run).
+/// #[derive(Default)]
+/// struct Recorder(Mutex<HashMap<String, Vec<String>>>);
+///
+/// #[async_trait]
+/// impl Launcher for Recorder {
+///     async fn ensure(&self, spec: &LaunchSpec) -> liqo_reflect::Result<bool> {
+///         let previous = self.0.lock().unwrap().insert(spec.key.clone(), spec.args.clone());
+///         Ok(previous.as_ref() != Some(&spec.args))
+///     }
+///     async fn stop(&self, key: &str) -> liqo_reflect::Result<()> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> liqo_reflect::Result<()> {
+/// let launcher = Recorder::default();
+/// let spec = LaunchSpec { key: "liqo-tenant-milan/milan".into(), args: vec!["--virtual-node-name".into(), "milan".into()] };
+/// assert!(launcher.ensure(&spec).await?);
+/// assert!(!launcher.ensure(&spec).await?); // already running with these arguments
+/// launcher.stop(&spec.key).await?;
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait Launcher: Send + Sync + 'static {
+    /// Makes sure the virtual kubelet `spec.key` runs with `spec.args` (starting it, or
+    /// restarting it when it exited or its arguments changed). Returns whether it was
+    /// (re)started. Idempotent.
+    async fn ensure(&self, spec: &LaunchSpec) -> Result<bool>;
+
+    /// Stops the virtual kubelet `key`, if running. Idempotent.
+    async fn stop(&self, key: &str) -> Result<()>;
+}
+
+/// Runs each virtual kubelet as a child process of this one (killed when the launcher is
+/// dropped), with its output appended to `<log_dir>/<key with / as _>.log` when a log
+/// directory is set.
+pub struct ProcessLauncher {
+    program: PathBuf,
+    base_args: Vec<String>,
+    log_dir: Option<PathBuf>,
+    children: Mutex<HashMap<String, (Vec<String>, Child)>>,
+}
+
+impl Debug for ProcessLauncher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessLauncher")
+            .field("program", &self.program)
+            .field("base_args", &self.base_args)
+            .field("log_dir", &self.log_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessLauncher {
+    /// Runs `program` (the `liqo-virtual-kubelet` binary) with `base_args` (e.g.
+    /// `--kubeconfig <path>`) before each kubelet's own arguments.
+    pub fn new(program: impl Into<PathBuf>, base_args: Vec<String>) -> Self {
+        Self {
+            program: program.into(),
+            base_args,
+            log_dir: None,
+            children: Mutex::default(),
+        }
+    }
+
+    /// Appends each kubelet's output to a file in `dir`.
+    #[must_use]
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(dir.into());
+        self
+    }
+
+    /// Process id of the virtual kubelet `key`, if it runs.
+    pub async fn pid(&self, key: &str) -> Option<u32> {
+        let mut children = self.children.lock().await;
+        let (_, child) = children.get_mut(key)?;
+        match child.try_wait() {
+            Ok(None) => child.id(),
+            _ => None,
+        }
+    }
+
+    fn spawn(&self, spec: &LaunchSpec) -> Result<Child> {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.base_args)
+            .args(&spec.args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(dir) = &self.log_dir {
+            let io = |e: std::io::Error| {
+                Error::InvalidConfig(format!("log directory {}: {e}", dir.display()))
+            };
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let path = dir.join(format!("{}.log", spec.key.replace('/', "_")));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io)?;
+            let err = file.try_clone().map_err(io)?;
+            command.stdout(file).stderr(err);
+        }
+        command.spawn().map_err(|e| {
+            Error::InvalidConfig(format!(
+                "cannot run the virtual kubelet {}: {e}",
+                self.program.display()
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl Launcher for ProcessLauncher {
+    async fn ensure(&self, spec: &LaunchSpec) -> Result<bool> {
+        let mut children = self.children.lock().await;
+        if let Some((args, child)) = children.get_mut(&spec.key) {
+            match child.try_wait() {
+                Ok(None) if *args == spec.args => return Ok(false),
+                Ok(None) => {
+                    info!(key = %spec.key, "arguments changed: restarting the virtual kubelet");
+                    let _ = child.kill().await;
+                }
+                Ok(Some(status)) => {
+                    warn!(key = %spec.key, %status, "the virtual kubelet exited: restarting it");
+                }
+                Err(e) => warn!(key = %spec.key, error = %e, "cannot check the virtual kubelet"),
+            }
+        }
+        let child = self.spawn(spec)?;
+        info!(key = %spec.key, pid = ?child.id(), "virtual kubelet started");
+        children.insert(spec.key.clone(), (spec.args.clone(), child));
+        Ok(true)
+    }
+
+    async fn stop(&self, key: &str) -> Result<()> {
+        let child = self.children.lock().await.remove(key);
+        if let Some((_, mut child)) = child {
+            let _ = child.kill().await;
+            info!(%key, "virtual kubelet stopped");
+        }
+        Ok(())
+    }
+}
