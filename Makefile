@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CLUSTERS ?= 2
 
-.PHONY: help test playground k8s-binaries crds fmt clippy clean-testenv
+.PHONY: bench-net help test playground k8s-binaries crds fmt clippy clean-testenv
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -11,9 +11,8 @@ help: ## Show this help
 test: ## Install prerequisites, then run every check and test (what CI runs)
 	@hack/test.sh
 
-playground: k8s-binaries ## Bring up two local clusters, rome and milan, until Ctrl-C
-	@cargo build -q -p liqo-testenv
-	@exec target/debug/liqo-testenv up --clusters $(CLUSTERS)
+playground: k8s-binaries ## Bring up rome and milan, peer rome to milan, print liqoctl info; until Ctrl-C
+	@exec hack/playground.sh
 
 k8s-binaries: ## Build the pinned Kubernetes, etcd and kwok binaries (cached)
 	@hack/k8s-binaries.sh
@@ -29,3 +28,7 @@ clippy: ## Lint the code
 
 clean-testenv: ## Remove logs and data of local test clusters
 	@rm -rf target/testenv
+
+bench-net: ## Tunnel benchmark (root): iperf3 + ping pod to pod, tunnels beside plain veth
+	@command -v iperf3 >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null; }
+	@cargo bench -p liqo-net --bench tunnel

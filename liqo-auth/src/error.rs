@@ -111,6 +111,59 @@ pub enum Error {
     /// A certificate signing request could not be built.
     #[error("cannot build the certificate signing request: {0}")]
     CsrCreation(#[source] rcgen::Error),
+
+    /// A call to the Kubernetes API failed.
+    #[error("{context}: {source}")]
+    Kube {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A resource lacks a field the operation needs (e.g. a Tenant without a CSR).
+    #[error("{object} is incomplete: {reason}")]
+    Incomplete {
+        /// The object (kind/name).
+        object: String,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// A peering request was refused by the policy (e.g. more resources than shared).
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// A certificate could not be obtained in time or was denied by the signer.
+    #[error("certificate for {name}: {reason}")]
+    Certificate {
+        /// Name of the Kubernetes CertificateSigningRequest.
+        name: String,
+        /// What happened.
+        reason: String,
+    },
+
+    /// A kubeconfig could not be built or read.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+
+    /// A Kubernetes quantity could not be parsed.
+    #[error("invalid quantity {0:?} for {1}")]
+    Quantity(String, String),
+}
+
+impl Error {
+    /// Wraps a Kubernetes client error with what was being done.
+    pub fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Kube { context, source }
+    }
+
+    /// Whether the error is a Kubernetes `404 Not Found`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Kube { source: kube::Error::Api(s), .. } if s.code == 404)
+    }
 }
 
 /// Result type of this crate.

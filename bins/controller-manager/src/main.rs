@@ -1,58 +1,84 @@
-//! The liqo-rs controller manager: hosts the controllers of the Liqo modules. Today it runs
-//! the IPAM controllers (Network and IP resources) of the networking module.
+//! The liqo-rs controller manager: hosts the controllers of the Liqo modules (networking,
+//! authentication, offloading), each switched on or off by a flag. `main` only composes
+//! modules: each lives in its own file with its flags (`clap::Args`) and a `run` function.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ipnetwork::IpNetwork;
-use liqo_ipam::{TreeAllocator, controller};
+use futures::future::BoxFuture;
+use liqo_auth::ClusterKeys;
+use liqo_core::ids::ClusterId;
+use liqo_core::runtime::Shutdown;
+
+mod authentication;
+mod networking;
+mod offloading;
 
 /// The liqo-rs controller manager.
 ///
-/// Runs the IPAM controllers: every Network and IP resource gets a conflict-free allocation
-/// written to its status (peers' overlapping CIDRs are remapped), the local pod, service,
-/// external and internal CIDRs and reserved subnets are reserved first, and everything is
-/// rebuilt from the resources at start.
+/// Runs the controllers of the enabled modules:
+/// - networking: IPAM (Network and IP resources get conflict-free allocations; peers'
+///   overlapping CIDRs are remapped);
+/// - authentication: the peering handshake on both sides (nonces, Tenants, Identities with
+///   certificates signed by the cluster's CSR API, ResourceSlices and Quotas), the replication
+///   of peering resources to providers, ForeignCluster status;
+/// - offloading: VirtualNodes for accepted ResourceSlices.
 ///
-/// Example:
-///   liqo-controller-manager --kubeconfig ~/.kube/config \
+/// At start it records the cluster id in ConfigMap liqo/liqo-clusterid-configmap and creates
+/// the cluster's key pair (Secret liqo/authentication-keys) if missing.
+///
+/// Examples:
+///   liqo-controller-manager --kubeconfig ~/.kube/config --cluster-id rome \
 ///     --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12
+///   liqo-controller-manager --cluster-id milan --enable-networking=false \
+///     --api-server-url https://milan.example.com:6443 --sharing-percentage 50
 #[derive(Debug, Parser)]
 #[command(name = "liqo-controller-manager", version, about, long_about)]
 struct Args {
     /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
-    /// Namespace where Liqo runs and keeps its own networks.
+    /// Namespace where Liqo runs and keeps its own state.
     #[arg(long, default_value = "liqo")]
     liqo_namespace: String,
-    /// Address pools the IPAM allocates remapped CIDRs from (comma separated).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
-    )]
-    ipam_pools: Vec<IpNetwork>,
-    /// The local pod CIDR(s), never handed out (repeatable or comma separated).
-    #[arg(long, value_delimiter = ',')]
-    pod_cidr: Vec<IpNetwork>,
-    /// The local service CIDR, never handed out.
+    /// The id of this cluster (a DNS label), unique among peers; written to ConfigMap
+    /// liqo/liqo-clusterid-configmap. It never changes once set.
     #[arg(long)]
-    service_cidr: Option<IpNetwork>,
-    /// CIDR that local hosts exposed to peers get addresses from; its first address is the
-    /// unknown-source IP.
-    #[arg(long, default_value = "10.70.0.0/16")]
-    external_cidr: IpNetwork,
-    /// CIDR of the in-cluster fabric.
-    #[arg(long, default_value = "10.80.0.0/16")]
-    internal_cidr: IpNetwork,
-    /// Further subnets never handed out, e.g. the node network (comma separated).
-    #[arg(long, value_delimiter = ',')]
-    reserved_subnets: Vec<IpNetwork>,
-    /// Concurrent reconciles of each IPAM controller.
-    #[arg(long, default_value_t = 4)]
-    ipam_workers: u16,
+    cluster_id: ClusterId,
+    /// API server URL peers use to reach this cluster (what issued identities point at).
+    /// Default: the server of the kubeconfig in use.
+    #[arg(long)]
+    api_server_url: Option<String>,
+    /// Run the networking module (IPAM).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_networking: bool,
+    /// Run the authentication module (peering handshake, replication, ForeignClusters).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_authentication: bool,
+    /// Run the offloading module (VirtualNodes for accepted ResourceSlices, one virtual
+    /// kubelet per VirtualNode, namespace offloading, ShadowPods, the offloading webhooks).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_offloading: bool,
+    #[command(flatten)]
+    networking: networking::NetworkingArgs,
+    #[command(flatten)]
+    authentication: authentication::AuthenticationArgs,
+    #[command(flatten)]
+    offloading: offloading::OffloadingArgs,
+}
+
+/// What every module gets.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) client: kube::Client,
+    pub(crate) cluster_id: ClusterId,
+    pub(crate) keys: Arc<ClusterKeys>,
+    pub(crate) namespace: String,
+    pub(crate) api_server_url: String,
+    pub(crate) networking_enabled: bool,
+    pub(crate) shutdown: Shutdown,
 }
 
 #[tokio::main]
@@ -65,30 +91,55 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    let client = client(args.kubeconfig.as_deref()).await?;
-    let allocator =
-        Arc::new(TreeAllocator::new(args.ipam_pools.clone()).context("invalid --ipam-pools")?);
-    let config = controller::Config {
-        namespace: args.liqo_namespace,
-        pod_cidrs: args.pod_cidr,
-        service_cidr: args.service_cidr,
-        external_cidr: args.external_cidr,
-        internal_cidr: args.internal_cidr,
-        reserved: args.reserved_subnets,
-        workers: args.ipam_workers,
-    };
-    controller::run(
-        client,
-        allocator,
-        config,
-        liqo_core::runtime::shutdown_signal(),
+    let (client, server) = client(args.kubeconfig.as_deref()).await?;
+    let keys = liqo_auth::bootstrap::ensure_cluster(
+        &client,
+        &args.liqo_namespace,
+        &args.cluster_id,
+        env!("CARGO_PKG_VERSION"),
     )
     .await
-    .context("IPAM controllers")?;
-    Ok(())
+    .context("setting up the cluster identity")?;
+    let shared = Shared {
+        client,
+        cluster_id: args.cluster_id.clone(),
+        keys: Arc::new(keys),
+        namespace: args.liqo_namespace.clone(),
+        api_server_url: args.api_server_url.clone().unwrap_or(server),
+        networking_enabled: args.enable_networking,
+        shutdown: Shutdown::with_signals(),
+    };
+    tracing::info!(cluster_id = %shared.cluster_id, api_server = %shared.api_server_url,
+        networking = args.enable_networking, authentication = args.enable_authentication,
+        offloading = args.enable_offloading, "liqo-controller-manager starting");
+
+    let mut modules: Vec<BoxFuture<'static, anyhow::Result<()>>> = Vec::new();
+    if args.enable_networking {
+        modules.push(Box::pin(networking::run(shared.clone(), args.networking)));
+    }
+    if args.enable_authentication {
+        let vnodes = offloading::creates_virtual_nodes(args.enable_offloading);
+        modules.push(Box::pin(authentication::run(
+            shared.clone(),
+            args.authentication,
+            vnodes,
+        )));
+    }
+    if args.enable_offloading {
+        modules.push(Box::pin(offloading::run(
+            shared.clone(),
+            args.offloading,
+            args.kubeconfig.clone(),
+        )));
+    }
+    // A module that fails stops the process (and the others with it).
+    let result = futures::future::try_join_all(modules).await;
+    shared.shutdown.trigger();
+    result.map(|_| ())
 }
 
-async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+/// The client and the API server URL of the kubeconfig in use.
+async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<(kube::Client, String)> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -101,5 +152,33 @@ async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Cl
             .await
             .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
     };
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    Ok((
+        kube::Client::try_from(config).context("building the Kubernetes client")?,
+        server,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["x", "--cluster-id", "rome", "--enable-networking=false"])
+            .unwrap();
+        assert!(!a.enable_networking && a.enable_authentication && a.enable_offloading);
+        assert!(
+            Args::try_parse_from(["x"]).is_err(),
+            "--cluster-id is required"
+        );
+        assert!(Args::try_parse_from(["x", "--cluster-id", "Not_Valid"]).is_err());
+    }
 }

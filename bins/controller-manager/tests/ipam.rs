@@ -26,7 +26,14 @@ const NS: &str = "liqo-tenant-peers";
 fn manager(cluster: &Cluster, extra: &[&str]) -> Daemon {
     let pod_cidr = cluster.pod_cidr().to_string();
     let service_cidr = cluster.service_cidr().to_string();
-    let args = ["--pod-cidr", &pod_cidr, "--service-cidr", &service_cidr];
+    let args = [
+        "--cluster-id",
+        cluster.name(),
+        "--pod-cidr",
+        &pod_cidr,
+        "--service-cidr",
+        &service_cidr,
+    ];
     let exe = env!("CARGO_BIN_EXE_liqo-controller-manager");
     cluster
         .daemon(
