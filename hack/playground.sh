@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cargo build -q -p liqo-testenv -p liqo-controller-manager -p liqoctl
+cargo build -q -p liqo-testenv -p liqo-controller-manager -p liqoctl -p liqo-virtual-kubelet
 target/debug/liqo-testenv up --names rome,milan --env-file "$STATE/env" &
 PIDS+=($!)
 for _ in $(seq 1 240); do
@@ -52,12 +52,50 @@ done
 target/debug/liqoctl --kubeconfig "${KC[rome]}" peer --remote-kubeconfig "${KC[milan]}" "${NET[@]}"
 echo
 target/debug/liqoctl --kubeconfig "${KC[rome]}" info
+
+# Offloading: liqo-demo extended to milan, one pod kept local, one sent to the virtual node.
+echo
+"$KUBECTL" --kubeconfig "${KC[rome]}" create namespace liqo-demo --dry-run=client -o yaml |
+    "$KUBECTL" --kubeconfig "${KC[rome]}" apply -f - >/dev/null
+target/debug/liqoctl --kubeconfig "${KC[rome]}" offload namespace liqo-demo \
+    --namespace-mapping-strategy EnforceSameName
+"$KUBECTL" --kubeconfig "${KC[rome]}" -n liqo-demo apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx-local}
+spec:
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions: [{key: liqo.io/type, operator: NotIn, values: [virtual-node]}]
+  containers: [{name: nginx, image: nginx}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx-remote}
+spec:
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+        - matchExpressions: [{key: liqo.io/type, operator: In, values: [virtual-node]}]
+  containers: [{name: nginx, image: nginx}]
+YAML
+for _ in $(seq 1 120); do
+    phases=$("$KUBECTL" --kubeconfig "${KC[rome]}" -n liqo-demo get pods \
+        -o jsonpath='{.items[*].status.phase}' 2>/dev/null || true)
+    [[ "$phases" == "Running Running" ]] && break
+    sleep 0.5
+done
+"$KUBECTL" --kubeconfig "${KC[rome]}" -n liqo-demo get pods -o wide
 cat <<MSG
 
 Try:
   target/debug/liqoctl --kubeconfig ${KC[rome]} info peer milan
   $KUBECTL --kubeconfig ${KC[rome]} get foreignclusters,virtualnodes -A
   $KUBECTL --kubeconfig ${KC[milan]} get tenants,resourceslices,quotas -A
+  $KUBECTL --kubeconfig ${KC[milan]} -n liqo-demo get pods -o wide   # the offloaded twin
 
 Press Ctrl-C to stop everything.
 MSG

@@ -65,6 +65,10 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let client = shared.client.clone();
     let shutdown = || shared.shutdown.wait_owned();
+    // What consumers' virtual kubelets may do in the twin namespaces of this cluster.
+    namespace_map::ensure_remote_cluster_role(&client)
+        .await
+        .context("offloading RBAC")?;
 
     // Provider side.
     let shadow_config = shadowpod::Config {

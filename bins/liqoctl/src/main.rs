@@ -13,6 +13,7 @@ mod cluster;
 mod generate;
 mod info;
 mod network;
+mod offload;
 mod peer;
 mod progress;
 mod unpeer;
@@ -97,6 +98,37 @@ enum Command {
     /// Generate manifests or credentials.
     #[command(subcommand)]
     Generate(Generate),
+    /// Offload a namespace: extend it to the peered clusters its selector picks.
+    ///
+    /// Creates the NamespaceOffloading `offloading` of the namespace and waits until the
+    /// remote namespaces are ready. Pods of the namespace may then be scheduled on the
+    /// virtual nodes (--pod-offloading-strategy); Services, ConfigMaps, Secrets and more are
+    /// reflected. Running it again with other flags updates the policy (the mapping strategy
+    /// cannot change).
+    ///
+    /// Examples:
+    ///   liqoctl offload namespace liqo-demo
+    ///   liqoctl offload namespace liqo-demo --namespace-mapping-strategy EnforceSameName
+    ///   # only to clusters in the south region, pods only remote
+    ///   liqoctl offload namespace app --selector 'topology.liqo.io/region=south' \
+    ///     --pod-offloading-strategy Remote
+    ///   # the manifest, for GitOps
+    ///   liqoctl offload namespace liqo-demo --output yaml
+    #[command(verbatim_doc_comment)]
+    Offload {
+        #[command(subcommand)]
+        what: OffloadWhat,
+    },
+    /// Stop offloading a namespace: the remote namespaces are deleted and the offloaded pods
+    /// are rescheduled locally.
+    ///
+    /// Examples:
+    ///   liqoctl unoffload namespace liqo-demo
+    #[command(verbatim_doc_comment)]
+    Unoffload {
+        #[command(subcommand)]
+        what: UnoffloadWhat,
+    },
     /// Print the version of liqoctl and of liqo-rs on the local (and remote) cluster.
     ///
     /// Examples:
@@ -147,6 +179,24 @@ struct UnpeerArgs {
     /// Maximum time of each wait (e.g. 90s, 2m).
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum OffloadWhat {
+    /// Offload a namespace.
+    Namespace(offload::OffloadArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UnoffloadWhat {
+    /// Stop offloading a namespace.
+    Namespace {
+        /// The namespace.
+        namespace: String,
+        /// Maximum time to wait for the remote namespaces to go.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,6 +379,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "{}",
                 generate::peering_user(&provider, &consumer_cluster_id).await?
             );
+        }
+        Command::Offload {
+            what: OffloadWhat::Namespace(o),
+        } => match o.output.as_deref() {
+            Some(format) => {
+                let manifest = offload::manifest(&o)?;
+                if format == "json" {
+                    println!("{}", serde_json::to_string_pretty(&manifest)?);
+                } else {
+                    print!("{}", serde_yaml::to_string(&manifest)?);
+                }
+            }
+            None => {
+                let local = cluster::connect(&local, ns).await?;
+                offload::offload(&local, &o).await?;
+            }
+        },
+        Command::Unoffload {
+            what: UnoffloadWhat::Namespace { namespace, timeout },
+        } => {
+            let local = cluster::connect(&local, ns).await?;
+            offload::unoffload(&local, &namespace, timeout).await?;
         }
         Command::Version { client } => {
             println!("liqoctl: {}", env!("CARGO_PKG_VERSION"));

@@ -118,7 +118,8 @@ async fn offloading_survives_a_provider_outage() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the restart to show locally", WAIT, || async {
+    // The watches towards the provider reconnect with backoff after the outage: allow more.
+    eventually("the restart to show locally", WAIT * 3, || async {
         local_pods
             .get_opt(&name)
             .await

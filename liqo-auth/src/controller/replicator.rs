@@ -330,7 +330,13 @@ where
             "labels": replica_labels(obj.labels(), &p.local_id),
             "annotations": annotations,
         },
-        "spec": value.get("spec").cloned().unwrap_or(serde_json::Value::Null),
+        // An empty spec (e.g. a NamespaceMap without mappings) must stay an object: the
+        // CRD schema refuses null.
+        "spec": value
+            .get("spec")
+            .filter(|s| !s.is_null())
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
     });
     let applied = remote
         .patch(
@@ -350,11 +356,64 @@ where
     if let Some(status) = remote_status
         && Some(&status) != local_status.as_ref()
     {
-        let patch = serde_json::json!({"status": status});
+        // A merge patch that also removes what the remote status no longer has (a mapping
+        // dropped by the provider must disappear here too).
+        let patch = serde_json::json!({
+            "status": merge_diff(local_status.as_ref().unwrap_or(&serde_json::Value::Null), &status)
+        });
         local
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(Error::kube(format!("copying back the status of {what}")))?;
     }
     Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+/// The JSON merge patch (RFC 7396) that turns `from` into `to`: keys missing in `to` are set
+/// to null, nested objects are diffed, anything else is replaced.
+fn merge_diff(from: &serde_json::Value, to: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (from, to) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, v) in new {
+                match old.get(k) {
+                    Some(o) if o == v => {}
+                    Some(o) => {
+                        patch.insert(k.clone(), merge_diff(o, v));
+                    }
+                    None => {
+                        patch.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in old.keys() {
+                if !new.contains_key(k) {
+                    patch.insert(k.clone(), Value::Null);
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => to.clone(),
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn removed_keys_become_null() {
+        let from = serde_json::json!({"currentMapping": {"a": {"phase": "Accepted"}, "b": {"phase": "Accepted"}}});
+        let to = serde_json::json!({"currentMapping": {"a": {"phase": "Accepted"}}});
+        assert_eq!(
+            super::merge_diff(&from, &to),
+            serde_json::json!({"currentMapping": {"b": null}})
+        );
+        let to = serde_json::json!({});
+        assert_eq!(
+            super::merge_diff(&from, &to),
+            serde_json::json!({"currentMapping": null})
+        );
+    }
 }

@@ -41,6 +41,89 @@ use crate::{Error, Result};
 /// ClusterRole bound, in each twin namespace, to the consumer's identity group.
 pub const REMOTE_NAMESPACE_CLUSTER_ROLE: &str = "liqo-virtual-kubelet-remote";
 
+/// The ClusterRole [`REMOTE_NAMESPACE_CLUSTER_ROLE`] (upstream's Appendix B rules, plus pods
+/// read access for the pod reflector): what a consumer's virtual kubelet may do in the twin
+/// namespaces the NamespaceMap controller binds it to. Every provider keeps it in place (see
+/// [`ensure_remote_cluster_role`]).
+///
+/// ```
+/// let role = liqo_reflect::offloading::namespace_map::remote_cluster_role();
+/// assert_eq!(role.metadata.name.as_deref(), Some("liqo-virtual-kubelet-remote"));
+/// ```
+#[must_use]
+pub fn remote_cluster_role() -> k8s_openapi::api::rbac::v1::ClusterRole {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
+        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..PolicyRule::default()
+    };
+    const CRUD: &[&str] = &[
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ];
+    ClusterRole {
+        metadata: kube::api::ObjectMeta {
+            name: Some(REMOTE_NAMESPACE_CLUSTER_ROLE.to_owned()),
+            ..kube::api::ObjectMeta::default()
+        },
+        rules: Some(vec![
+            rule(
+                &[""],
+                &[
+                    "configmaps",
+                    "events",
+                    "persistentvolumeclaims",
+                    "secrets",
+                    "services",
+                ],
+                CRUD,
+            ),
+            rule(&[""], &["pods"], &["get", "list", "watch"]),
+            rule(
+                &[""],
+                &["pods/attach", "pods/exec", "pods/portforward"],
+                &["create", "get"],
+            ),
+            rule(&[""], &["pods/log"], &["get", "list"]),
+            rule(&["metrics.k8s.io"], &["pods"], &["get", "list", "watch"]),
+            rule(&["networking.k8s.io"], &["ingresses"], CRUD),
+            rule(
+                &["offloading.liqo.io"],
+                &["shadowendpointslices", "shadowpods", "shadowpods/status"],
+                CRUD,
+            ),
+        ]),
+        ..ClusterRole::default()
+    }
+}
+
+/// Applies [`remote_cluster_role`] (server-side apply: idempotent).
+///
+/// # Errors
+///
+/// [`Error::Kube`] when the API server refuses it.
+pub async fn ensure_remote_cluster_role(client: &Client) -> Result<()> {
+    kube::Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(client.clone())
+        .patch(
+            REMOTE_NAMESPACE_CLUSTER_ROLE,
+            &kube::api::PatchParams::apply("liqo-controller-manager").force(),
+            &kube::api::Patch::Apply(&remote_cluster_role()),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "applying ClusterRole {REMOTE_NAMESPACE_CLUSTER_ROLE}"
+        )))?;
+    Ok(())
+}
+
 /// Settings of the NamespaceMap controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceMapSpec {
-    /// Remote namespace name wanted for each local namespace.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Remote namespace name wanted for each local namespace. Always serialized, also when
+    /// empty: a replica applied with an empty `spec` would be refused (null spec).
+    #[serde(default)]
     pub desired_mapping: BTreeMap<String, String>,
 }
 
