@@ -1,11 +1,12 @@
-//! Benchmark (ignored by default): a burst of N pods (env `LIQO_BURST_PODS`, default 100)
-//! offloaded through the virtual kubelet, against the same burst created directly on the
-//! provider (vanilla) in the same run. Prints JSON lines; asserts nothing about time.
+//! Benchmark: a burst of N pods (env `LIQO_BURST_PODS`, default 100) offloaded through the
+//! virtual kubelet, against the same burst created directly on the provider (vanilla) in the
+//! same run. Prints JSON lines; asserts nothing about time.
 //!
-//! `cargo test -p liqo-virtual-kubelet --test burst -- --ignored --nocapture`
+//! `cargo bench -p liqo-virtual-kubelet --bench burst`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::{
@@ -149,8 +150,15 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run with --ignored"]
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(offloaded_burst_against_vanilla());
+}
+
 async fn offloaded_burst_against_vanilla() {
     let n: usize = std::env::var("LIQO_BURST_PODS")
         .ok()
