@@ -157,12 +157,28 @@ async fn liqoctl_peer_sets_up_the_network_through_real_gateways() {
         .unwrap();
 
     let servers: Api<GatewayServer> = Api::namespaced(milan.client(), "liqo-tenant-rome");
-    eventually(
-        "liqoctl creates the GatewayServer on milan",
-        WAIT,
-        || async { servers.get_opt("rome").await.ok().flatten() },
-    )
-    .await;
+    // Waits for the GatewayServer; if liqoctl gives up first, its output says why.
+    let mut exited = None;
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if servers.get_opt("rome").await.ok().flatten().is_some() {
+            break;
+        }
+        if let Some(status) = peer.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if servers.get_opt("rome").await.ok().flatten().is_none() {
+        let _ = peer.start_kill();
+        let out = peer.wait_with_output().await.unwrap();
+        panic!(
+            "liqoctl peer did not create the GatewayServer (exit: {exited:?}):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let args = gateway_args(milan, "server", "rome", &milan_tunnel);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let milan_proc = start_gateway(&milan_gw, &args, &dir.join("milan.log"));
@@ -195,6 +211,20 @@ async fn liqoctl_peer_sets_up_the_network_through_real_gateways() {
         rome_proc.log_tail(),
         milan_proc.log_tail()
     );
+
+    // The ForeignCluster reports every module Established, networking included.
+    eventually("all modules Established in liqoctl info", WAIT, || async {
+        let out = support::liqoctl(rome, &["info"]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let row: Vec<String> = stdout
+            .lines()
+            .find(|l| l.starts_with("milan"))?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        (row.len() >= 5 && row[2..5].iter().all(|c| c == "Established")).then_some(())
+    })
+    .await;
 
     // Each node routes what its cluster calls the peer to its gateway (the overlay's job).
     let (rome_sees, milan_sees) = (view(rome, "milan").await, view(milan, "rome").await);

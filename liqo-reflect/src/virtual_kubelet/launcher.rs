@@ -120,6 +120,18 @@ impl ProcessLauncher {
             .args(&spec.args)
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        // A virtual kubelet must not outlive the process that launched it (a SIGKILLed
+        // controller-manager would otherwise leave orphans running next to their successors).
+        #[allow(unsafe_code)]
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and only affects the child.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         if let Some(dir) = &self.log_dir {
             let io = |e: std::io::Error| {
                 Error::InvalidConfig(format!("log directory {}: {e}", dir.display()))
