@@ -23,20 +23,30 @@ use crate::progress::{Progress, wait_for};
 
 /// The allocated (or desired) CIDR of Network `name` in the Liqo namespace.
 async fn network_cidr(on: &Conn, name: &str) -> anyhow::Result<String> {
-    let net = Api::<Network>::namespaced(on.client.clone(), &on.namespace)
-        .get_opt(name)
-        .await
-        .with_context(|| format!("reading Network {}/{name} on {}", on.namespace, on.id))?
-        .ok_or_else(|| {
-            anyhow!(
+    // A controller-manager that has just started creates its networks within moments: wait a
+    // little before concluding that there is none.
+    let api = Api::<Network>::namespaced(on.client.clone(), &on.namespace);
+    let net = wait_for(
+        NETWORK_WAIT,
+        || {
+            format!(
                 "no Network {}/{name} on {}: is liqo-controller-manager running there with the \
                  networking module enabled (or peer with --skip-networking)?",
-                on.namespace,
-                on.id
+                on.namespace, on.id
             )
-        })?;
+        },
+        || async {
+            api.get_opt(name)
+                .await
+                .with_context(|| format!("reading Network {}/{name} on {}", on.namespace, on.id))
+        },
+    )
+    .await?;
     Ok(cidr_of(&net))
 }
+
+/// How long `peer` waits for the IPAM's own networks of a cluster to appear.
+const NETWORK_WAIT: Duration = Duration::from_secs(30);
 
 /// The status CIDR of a Network, or its spec CIDR before allocation.
 pub(crate) fn cidr_of(net: &Network) -> String {
