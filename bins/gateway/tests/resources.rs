@@ -27,9 +27,7 @@ use liqo_core::api::networking::v1beta1::{
 };
 use liqo_core::labels;
 use liqo_ipam::remap::{Mapping, RemoteCidrs};
-use liqo_net::check::{
-    ClusterEndpoints, Endpoint as ProbeEndpoint, NetnsProbe, PodEndpoint, check_peering,
-};
+use liqo_net::check::{NetnsProbe, check_peering};
 use liqo_testenv::{Cluster, ClusterConfig as TestClusterConfig, eventually};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -120,15 +118,6 @@ async fn connected(client: &Client, ns: &str, name: &str) -> Option<String> {
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -329,30 +318,14 @@ async fn gateways_follow_their_resources_between_two_real_clusters() {
 
     // The network check `liqoctl test network` runs: every pod and node of each cluster to
     // every pod of the other, ICMP and TCP, at the addresses the IPAM chose.
-    let endpoints = |sim: &SimCluster, name: &str| {
-        let mut cluster = ClusterEndpoints::new(name).with_node(ProbeEndpoint::new(
-            format!("{name}-node"),
-            sim.node.name.clone(),
-        ));
-        for (i, ip) in [POD1, POD2].into_iter().enumerate() {
-            cluster = cluster.with_pod(
-                PodEndpoint::new(
-                    ProbeEndpoint::new(format!("{name}-pod{}", i + 1), sim.pod(i).name.clone()),
-                    ip.parse().unwrap(),
-                )
-                .with_tcp_port(ECHO_PORT),
-            );
-        }
-        cluster
-    };
     let view = |v: &(String, String)| RemoteCidrs {
         pod: vec![Mapping::new(POD_CIDR.parse().unwrap(), v.0.parse().unwrap()).unwrap()],
         external: vec![Mapping::new(EXTERNAL_CIDR.parse().unwrap(), v.1.parse().unwrap()).unwrap()],
     };
     let report = check_peering(
         &NetnsProbe::default(),
-        &endpoints(&sim_rome, "rome"),
-        &endpoints(&sim_milan, "milan"),
+        &sim_rome.check_endpoints("rome"),
+        &sim_milan.check_endpoints("milan"),
         &view(&rome_view),
         &view(&milan_view),
     )

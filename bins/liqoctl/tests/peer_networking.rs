@@ -19,9 +19,7 @@ use common::*;
 use kube::Api;
 use liqo_core::api::networking::v1beta1::{Configuration, GatewayClient, GatewayServer};
 use liqo_ipam::remap::{Mapping, RemoteCidrs};
-use liqo_net::check::{
-    ClusterEndpoints, Endpoint as ProbeEndpoint, NetnsProbe, PodEndpoint, check_peering,
-};
+use liqo_net::check::{NetnsProbe, check_peering};
 use liqo_testenv::{Cluster, ClusterConfig, eventually};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -50,15 +48,6 @@ fn gateway_args(cluster: &Cluster, mode: &str, name: &str, tunnel: &str) -> Vec<
     .collect()
 }
 
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap()
-}
-
 /// The remote CIDRs `on` sees for `peer`, from its Configuration.
 async fn view(on: &Cluster, peer: &str) -> RemoteCidrs {
     let cfg = Api::<Configuration>::namespaced(on.client(), &format!("liqo-tenant-{peer}"))
@@ -78,23 +67,6 @@ async fn view(on: &Cluster, peer: &str) -> RemoteCidrs {
         pod: pair(&real.pod, &remapped.pod),
         external: pair(&real.external, &remapped.external),
     }
-}
-
-fn endpoints(sim: &SimCluster, name: &str) -> ClusterEndpoints {
-    let mut cluster = ClusterEndpoints::new(name).with_node(ProbeEndpoint::new(
-        format!("{name}-node"),
-        sim.node.name.clone(),
-    ));
-    for (i, ip) in [POD1, POD2].into_iter().enumerate() {
-        cluster = cluster.with_pod(
-            PodEndpoint::new(
-                ProbeEndpoint::new(format!("{name}-pod{}", i + 1), sim.pod(i).name.clone()),
-                ip.parse().unwrap(),
-            )
-            .with_tcp_port(ECHO_PORT),
-        );
-    }
-    cluster
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -236,8 +208,8 @@ async fn liqoctl_peer_sets_up_the_network_through_real_gateways() {
     }
     let report = check_peering(
         &NetnsProbe::default(),
-        &endpoints(&sim_rome, "rome"),
-        &endpoints(&sim_milan, "milan"),
+        &sim_rome.check_endpoints("rome"),
+        &sim_milan.check_endpoints("milan"),
         &rome_sees,
         &milan_sees,
     )

@@ -146,6 +146,26 @@ impl SimCluster {
         &self.pods[i]
     }
 
+    /// The node and pods of this cluster as endpoints of the network check (pods answer TCP
+    /// on [`ECHO_PORT`]).
+    pub fn check_endpoints(&self, name: &str) -> liqo_net::check::ClusterEndpoints {
+        use liqo_net::check::{ClusterEndpoints, Endpoint, PodEndpoint};
+        let mut cluster = ClusterEndpoints::new(name).with_node(Endpoint::new(
+            format!("{name}-node"),
+            self.node.name.clone(),
+        ));
+        for (i, ip) in [POD1, POD2].into_iter().enumerate() {
+            cluster = cluster.with_pod(
+                PodEndpoint::new(
+                    Endpoint::new(format!("{name}-pod{}", i + 1), self.pod(i).name.clone()),
+                    ip.parse().unwrap(),
+                )
+                .with_tcp_port(ECHO_PORT),
+            );
+        }
+        cluster
+    }
+
     /// Routes `cidr` from the node to its `k`-th gateway (1-based, in creation order).
     pub fn route_to_gateway(&self, k: u8, cidr: &str) {
         self.node
@@ -374,6 +394,16 @@ pub fn namespaces_with(tag: &str) -> Vec<String> {
         .filter(|l| l.contains(tag))
         .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// The port of an `https://host:port` URL.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
 }
 
 /// Makes a host loopback TCP port (an API server of liqo-testenv) reachable on the same
