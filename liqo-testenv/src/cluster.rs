@@ -36,6 +36,53 @@ pub const KWOK_NODE_ANNOTATION: &str = "kwok.x-k8s.io/node";
 /// The kwok Stage configuration: how fake nodes and pods move through their lifecycle.
 const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
 
+/// The lines every container on a kwok fake node has in its log: kwok serves them for
+/// `pods/log` of any pod (a file the testenv writes, named by a kwok `ClusterLogs` resource).
+pub const KWOK_CONTAINER_LOG_LINES: [&str; 3] = [
+    "liqo-testenv: container started",
+    "liqo-testenv: listening on :8080",
+    "liqo-testenv: ready",
+];
+
+/// The container log file kwok serves, in the CRI log format kwok reads
+/// (`<RFC 3339 time> <stream> F <line>`).
+fn kwok_container_log() -> String {
+    KWOK_CONTAINER_LOG_LINES
+        .iter()
+        .enumerate()
+        .map(|(i, line)| format!("2026-01-01T00:00:0{i}.000000000Z stdout F {line}\n"))
+        .collect()
+}
+
+/// kwok's debugging resources, appended to the Stage configuration: a `ClusterLogs` serving
+/// `log_file` as the log of every container of every pod, a `ClusterAttach` streaming what is
+/// appended to `log_file` to `pods/attach` of every container, and a `ClusterExec` that runs
+/// the command of `pods/exec` for every container of every pod ON THE HOST, as the user
+/// running kwok, in `work_dir` (acceptable for throw-away test control planes only).
+fn kwok_debugging(log_file: &Path, work_dir: &Path) -> String {
+    // JSON strings are valid YAML scalars, whatever the path contains.
+    let quote = |p: &Path| serde_json::Value::from(p.display().to_string()).to_string();
+    format!(
+        "\n---\n\
+         apiVersion: kwok.x-k8s.io/v1alpha1\n\
+         kind: ClusterLogs\n\
+         metadata:\n  name: liqo-testenv-logs\n\
+         spec:\n  logs:\n  - logsFile: {log}\n    previousLogsFile: {log}\n\
+         ---\n\
+         apiVersion: kwok.x-k8s.io/v1alpha1\n\
+         kind: ClusterExec\n\
+         metadata:\n  name: liqo-testenv-exec\n\
+         spec:\n  execs:\n  - local:\n      workDir: {work}\n\
+         ---\n\
+         apiVersion: kwok.x-k8s.io/v1alpha1\n\
+         kind: ClusterAttach\n\
+         metadata:\n  name: liqo-testenv-attach\n\
+         spec:\n  attaches:\n  - logsFile: {log}\n",
+        log = quote(log_file),
+        work = quote(work_dir),
+    )
+}
+
 static NEXT_CIDR_INDEX: AtomicU32 = AtomicU32::new(0);
 
 /// Capacity of each fake node.
@@ -376,7 +423,16 @@ impl Cluster {
                 ("kwok.key", kwok_serving.key),
             ]
         };
-        write_private(&dir.join("kwok-stages.yaml"), KWOK_STAGES)?;
+        let exec_dir = dir.join("kwok-exec");
+        std::fs::create_dir_all(&exec_dir).map_err(Error::io("creating kwok's exec directory"))?;
+        write_private(&dir.join("kwok-container.log"), &kwok_container_log())?;
+        write_private(
+            &dir.join("kwok-stages.yaml"),
+            &format!(
+                "{KWOK_STAGES}{}",
+                kwok_debugging(&dir.join("kwok-container.log"), &exec_dir)
+            ),
+        )?;
         for (name, content) in &files {
             write_private(&dir.join(name), content)?;
         }
@@ -513,6 +569,14 @@ impl Cluster {
     /// Path of an admin kubeconfig for kubectl and other tools.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The log file kwok serves for every container of this cluster's fake nodes (starts
+    /// with [`KWOK_CONTAINER_LOG_LINES`]); lines appended to it go to `kubectl attach`
+    /// sessions (kwok follows it).
+    #[must_use]
+    pub fn kwok_container_log(&self) -> PathBuf {
+        self.dir().join("kwok-container.log")
     }
 
     /// Directory with the cluster's certificates, kubeconfigs and component logs
@@ -1197,6 +1261,42 @@ mod tests {
         assert!(validate_name("cluster-1").is_ok());
         for bad in ["", "Rome", "-a", "a-", "a_b", "a.b"] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn kwok_serves_logs_and_runs_execs() {
+        let config = format!(
+            "{KWOK_STAGES}{}",
+            kwok_debugging(Path::new("/tmp/a b/c.log"), Path::new("/tmp/x"))
+        );
+        let docs: Vec<serde_yaml::Value> = config
+            .split("\n---\n")
+            .map(|d| serde_yaml::from_str(d).unwrap())
+            .collect();
+        let kind = |k: &str| {
+            docs.iter()
+                .find(|d| d["kind"] == k)
+                .unwrap_or_else(|| panic!("no {k}"))
+                .clone()
+        };
+        assert!(docs.iter().filter(|d| d["kind"] == "Stage").count() >= 4);
+        let logs = kind("ClusterLogs");
+        assert_eq!(logs["spec"]["logs"][0]["logsFile"], "/tmp/a b/c.log");
+        assert!(logs["spec"].get("selector").is_none(), "every pod");
+        let attach = kind("ClusterAttach");
+        assert_eq!(attach["spec"]["attaches"][0]["logsFile"], "/tmp/a b/c.log");
+        let exec = kind("ClusterExec");
+        assert_eq!(exec["spec"]["execs"][0]["local"]["workDir"], "/tmp/x");
+        assert!(
+            exec["spec"]["execs"][0].get("containers").is_none(),
+            "every container"
+        );
+        let log = kwok_container_log();
+        assert_eq!(log.lines().count(), KWOK_CONTAINER_LOG_LINES.len());
+        for (line, want) in log.lines().zip(KWOK_CONTAINER_LOG_LINES) {
+            let fields: Vec<&str> = line.splitn(4, ' ').collect();
+            assert_eq!(fields[1..], ["stdout", "F", want]);
         }
     }
 

@@ -45,8 +45,8 @@ mod process;
 
 pub use binaries::{BIN_ENV, Binaries, KUBERNETES_VERSION, REQUIRED};
 pub use cluster::{
-    CLUSTER_LABEL, Cluster, ClusterConfig, KWOK_NODE_ANNOTATION, NodeCapacity,
-    client_from_kubeconfig, default_base_dir,
+    CLUSTER_LABEL, Cluster, ClusterConfig, KWOK_CONTAINER_LOG_LINES, KWOK_NODE_ANNOTATION,
+    NodeCapacity, client_from_kubeconfig, default_base_dir,
 };
 pub use error::{Error, Result};
 

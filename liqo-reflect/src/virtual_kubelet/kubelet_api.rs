@@ -1,11 +1,28 @@
 //! The kubelet API of the virtual kubelet (HTTPS on the Node's InternalIP and kubelet port):
-//! what the home API server calls for `kubectl logs`. Logs of an offloaded pod are streamed
-//! from the provider's API server (`pods/log` of the twin pod in the remote namespace, found
-//! through the NamespaceMaps), with `container`, `follow`, `tailLines`, `timestamps`,
-//! `sinceSeconds`, `limitBytes` and `previous` passed on.
+//! what the home API server calls for `kubectl logs`, `kubectl exec` and `kubectl attach` on
+//! pods of the virtual node. The twin pod is found through the NamespaceMaps (same name, the
+//! remote namespace of an Accepted mapping) and the request goes on to the provider's API
+//! server.
 //!
-//! `exec`, `attach` and `portForward` are answered 501 (not implemented), with a message saying
-//! so, instead of hanging.
+//! - **logs** (`/containerLogs/{ns}/{pod}/{container}`): `pods/log` of the twin is streamed
+//!   back, with `follow`, `tailLines`, `timestamps`, `sinceSeconds`, `limitBytes` and
+//!   `previous` passed on.
+//! - **exec** (`/exec/{ns}/{pod}/{container}?command=..&input=1&output=1&error=1&tty=1`) and
+//!   **attach** (`/attach/...`, same options without `command`): WebSockets only, subprotocol
+//!   `v5.channel.k8s.io` (preferred) or `v4.channel.k8s.io`. kube-apiserver 1.36 proxies a
+//!   client's WebSocket to the kubelet as it is only when the Node declares
+//!   [`WEBSOCKETS_TO_KUBELET_FEATURE`] in `status.declaredFeatures` (feature gates
+//!   `ExtendWebSocketsToKubelet` and `NodeDeclaredFeatures`, both on by default in 1.36; the
+//!   virtual Node declares it); otherwise it translates to SPDY, which this API refuses with
+//!   a message saying so. The session on the provider is opened with kube-rs (`pods/exec` or
+//!   `pods/attach` of the twin, over WebSockets too) and the channels are bridged both ways:
+//!   stdin (0), stdout (1), stderr (2), the final Status with the exit code (3), terminal
+//!   resize (4) and, in v5, the client's end of stdin (255).
+//!
+//! Errors before the session starts (the namespace is not offloaded, the twin does not
+//! exist, the provider refuses) are answered with a `metav1.Status` body that kubectl prints
+//! as `Error from server (...)`; they never leave the client waiting. `portForward`, `run`,
+//! stats and metrics are answered 501 (not implemented).
 
 use std::future::Future;
 
@@ -20,7 +37,13 @@ use liqo_core::api::offloading::v1beta1::NamespaceMap;
 use liqo_core::webhook::{Body, ServingCertificate, full_body, serve_tls};
 
 use super::accepted_pairs;
+use super::exec::{self, StreamKind};
 use crate::{Error, Result};
+
+/// The Node feature (`status.declaredFeatures`) that makes kube-apiserver proxy WebSocket
+/// exec/attach/port-forward requests to the kubelet as they are instead of translating them
+/// to SPDY. The virtual Node declares it: its kubelet API speaks WebSockets.
+pub const WEBSOCKETS_TO_KUBELET_FEATURE: &str = "ExtendWebSocketsToKubelet";
 
 /// What the kubelet API needs.
 #[derive(Clone)]
@@ -46,6 +69,12 @@ enum Route {
         pod: String,
         container: String,
     },
+    Stream {
+        kind: StreamKind,
+        namespace: String,
+        pod: String,
+        container: String,
+    },
     Healthz,
     Unsupported(&'static str),
     NotFound,
@@ -60,8 +89,17 @@ fn route(path: &str) -> Route {
             container: (*container).to_owned(),
         },
         ["healthz"] => Route::Healthz,
-        ["exec", ..] => Route::Unsupported("exec"),
-        ["attach", ..] => Route::Unsupported("attach"),
+        [verb @ ("exec" | "attach"), ns, pod, container]
+        | [verb @ ("exec" | "attach"), ns, pod, _, container] => Route::Stream {
+            kind: if *verb == "exec" {
+                StreamKind::Exec
+            } else {
+                StreamKind::Attach
+            },
+            namespace: (*ns).to_owned(),
+            pod: (*pod).to_owned(),
+            container: (*container).to_owned(),
+        },
         ["portForward", ..] => Route::Unsupported("port-forward"),
         ["run", ..] => Route::Unsupported("run"),
         ["stats", ..] | ["metrics", ..] => Route::Unsupported("stats and metrics"),
@@ -89,6 +127,25 @@ fn log_params(container: &str, query: Option<&str>) -> LogParams {
         }
     }
     params
+}
+
+/// Why a pod of the virtual node has no twin to serve `verb`.
+fn not_offloaded(namespace: &str, pod: &str, verb: &str) -> String {
+    format!(
+        "pod {namespace}/{pod} is not offloaded: namespace {namespace} is not offloaded to this \
+         virtual node's cluster, so there is no remote pod to {verb}"
+    )
+}
+
+/// An error answer with a `metav1.Status` body (what kubectl decodes and prints).
+fn status(code: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(full_body(exec::error_status_body(code, message)));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn text(status: StatusCode, message: String) -> Response<Body> {
@@ -142,16 +199,140 @@ impl KubeletApi {
                 let params = log_params(&container, req.uri().query());
                 self.logs(&namespace, &pod, params).await
             }
+            Route::Stream {
+                kind,
+                namespace,
+                pod,
+                container,
+            } => self.stream(kind, &namespace, &pod, &container, req).await,
         }
+    }
+
+    /// exec/attach: checks, opens the provider's session, answers 101 and bridges.
+    async fn stream(
+        &self,
+        kind: StreamKind,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        mut req: Request<Incoming>,
+    ) -> Response<Body> {
+        let verb = kind.verb();
+        let options = match exec::stream_options(kind, req.uri().query()) {
+            Ok(o) => o,
+            Err(message) => return status(StatusCode::BAD_REQUEST, &message),
+        };
+        let remote_namespace = match self.remote_namespace(namespace).await {
+            Ok(Some(ns)) => ns,
+            Ok(None) => {
+                return status(StatusCode::NOT_FOUND, &not_offloaded(namespace, pod, verb));
+            }
+            Err(e) => return status(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+        let offered = req
+            .headers()
+            .get_all(hyper::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let protocol = exec::negotiate(offered);
+        let key = req.headers().get(hyper::header::SEC_WEBSOCKET_KEY).cloned();
+        let (Some(protocol), Some(key), true) =
+            (protocol, key, exec::is_websocket_upgrade(req.headers()))
+        else {
+            return status(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the liqo-rs virtual kubelet serves {verb} only over WebSockets with \
+                     subprotocol {}; SPDY is not supported (the API server uses WebSockets \
+                     towards kubelets that declare {WEBSOCKETS_TO_KUBELET_FEATURE})",
+                    exec::SUPPORTED_PROTOCOLS
+                ),
+            );
+        };
+
+        let api: Api<Pod> = Api::namespaced(self.remote.clone(), &remote_namespace);
+        let params = options.attach_params(container);
+        tracing::debug!(%namespace, %pod, %remote_namespace, verb, "opening the session on the provider");
+        let process = match kind {
+            StreamKind::Exec => api.exec(pod, options.command.clone(), &params).await,
+            StreamKind::Attach => api.attach(pod, &params).await,
+        };
+        let process = match process {
+            Ok(p) => p,
+            Err(kube::Error::Api(s)) => {
+                let code = StatusCode::from_u16(s.code)
+                    .ok()
+                    .filter(|c| c.is_client_error())
+                    .unwrap_or(StatusCode::BAD_GATEWAY);
+                return status(
+                    code,
+                    &format!(
+                        "the provider refused to {verb} in {remote_namespace}/{pod} (the twin \
+                         of {namespace}/{pod}): {}",
+                        s.message
+                    ),
+                );
+            }
+            Err(e) => {
+                return status(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "could not {verb} in {remote_namespace}/{pod} on the provider (the \
+                         twin of {namespace}/{pod}): {e}"
+                    ),
+                );
+            }
+        };
+
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let what =
+            format!("{verb} in {namespace}/{pod} ({remote_namespace}/{pod} on the provider)");
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                        hyper_util::rt::TokioIo::new(upgraded),
+                        tokio_tungstenite::tungstenite::protocol::Role::Server,
+                        None,
+                    )
+                    .await;
+                    exec::bridge(ws, process, protocol, what).await;
+                }
+                Err(e) => tracing::debug!(%what, error = %e, "the upgrade failed"),
+            }
+        });
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let mut response = Response::new(full_body(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("Upgrade"),
+        );
+        headers.insert(
+            hyper::header::UPGRADE,
+            hyper::header::HeaderValue::from_static("websocket"),
+        );
+        headers.insert(
+            hyper::header::SEC_WEBSOCKET_PROTOCOL,
+            hyper::header::HeaderValue::from_static(protocol.name()),
+        );
+        if let Ok(accept) = hyper::header::HeaderValue::from_str(&accept) {
+            headers.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
     }
 
     async fn logs(&self, namespace: &str, pod: &str, params: LogParams) -> Response<Body> {
         let remote_namespace = match self.remote_namespace(namespace).await {
             Ok(Some(ns)) => ns,
             Ok(None) => {
+                // 502, not 404: the API server drops the body of a kubelet's 404 (the user
+                // would read "could not find the requested resource") but quotes the body of
+                // other 5xx answers.
                 return text(
-                    StatusCode::NOT_FOUND,
-                    format!("namespace {namespace} is not offloaded to this virtual node"),
+                    StatusCode::BAD_GATEWAY,
+                    not_offloaded(namespace, pod, "read the logs of"),
                 );
             }
             Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -218,7 +399,29 @@ mod tests {
                 container: "nginx".into()
             }
         );
-        assert_eq!(route("/exec/demo/web/nginx"), Route::Unsupported("exec"));
+        assert_eq!(
+            route("/exec/demo/web/nginx"),
+            Route::Stream {
+                kind: StreamKind::Exec,
+                namespace: "demo".into(),
+                pod: "web".into(),
+                container: "nginx".into()
+            }
+        );
+        assert_eq!(
+            route("/attach/demo/web/0123-uid/nginx"),
+            Route::Stream {
+                kind: StreamKind::Attach,
+                namespace: "demo".into(),
+                pod: "web".into(),
+                container: "nginx".into()
+            }
+        );
+        assert_eq!(route("/exec/demo/web"), Route::NotFound);
+        assert_eq!(
+            route("/portForward/demo/web"),
+            Route::Unsupported("port-forward")
+        );
         assert_eq!(route("/healthz"), Route::Healthz);
         assert_eq!(route("/nope"), Route::NotFound);
         let p = log_params(

@@ -15,6 +15,7 @@
 //!   that are not offloaded stay `Pending` with reason `OffloadingBackOff`.
 
 pub mod controller;
+mod exec;
 pub mod kubelet_api;
 pub mod launcher;
 pub mod node;
@@ -92,7 +93,8 @@ pub struct Config {
 
 impl Config {
     /// Settings with upstream-like defaults: ping every 10 s with a 1 s timeout, NotReady
-    /// after 3 failures, 40 s Lease, status written at least every 60 s, 10 pod workers,
+    /// after 3 failures, 40 s Lease, status written at least every 60 s, 50 pod workers
+    /// (upstream 10: too few to keep up with a burst, see docs/performance.md),
     /// kubelet port 10250, node IP 127.0.0.1, no CIDR remapping.
     ///
     /// ```
@@ -125,7 +127,7 @@ impl Config {
             failure_threshold: 3,
             lease_duration: Duration::from_secs(40),
             status_update_interval: Duration::from_secs(60),
-            pod_workers: 10,
+            pod_workers: 50,
             create_node: true,
             extra_labels: BTreeMap::new(),
         }

@@ -342,6 +342,10 @@ pub fn node_status(
             ..NodeSystemInfo::default()
         }),
         images: (!vn.spec.images.is_empty()).then(|| vn.spec.images.clone()),
+        // The kubelet API speaks WebSockets: the API server proxies exec/attach as they are.
+        declared_features: Some(vec![
+            super::kubelet_api::WEBSOCKETS_TO_KUBELET_FEATURE.to_owned(),
+        ]),
         ..NodeStatus::default()
     }
 }
