@@ -151,6 +151,15 @@ pub enum Error {
     /// A Kubernetes quantity could not be parsed.
     #[error("invalid quantity {0:?} for {1}")]
     Quantity(String, String),
+
+    /// An item of the cluster labels (`key=value,...`) is malformed.
+    #[error("invalid cluster label {item:?}: {reason}")]
+    InvalidClusterLabel {
+        /// The offending `key=value` item.
+        item: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {

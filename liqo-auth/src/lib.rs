@@ -7,6 +7,7 @@
 //! | [`negotiator`] | the [`PeeringNegotiator`] trait and the [`DefaultNegotiator`] |
 //! | [`forge`] | every object of the flow with upstream's names and labels (pure) |
 //! | [`grant`] | what the default ResourceSlice class grants (pure) |
+//! | [`cluster_labels`] | the provider's `--cluster-labels`, published to virtual nodes (pure) |
 //! | [`renewal`] | the two-thirds-of-lifetime renewal rule (pure) |
 //! | [`signer`] | signing CSRs through the Kubernetes CSR API |
 //! | [`kubeconfig`] | kubeconfigs of identities |
@@ -40,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod bootstrap;
+pub mod cluster_labels;
 pub mod controller;
 pub mod crypto;
 pub mod error;

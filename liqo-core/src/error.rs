@@ -24,6 +24,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// No usable Kubernetes client configuration.
+    #[error("{what}: {source}")]
+    Kubeconfig {
+        /// What was being done, with the file involved and what to do.
+        what: String,
+        /// The underlying error.
+        source: BoxError,
+    },
 }
 
 /// Result type of liqo-core.

@@ -223,10 +223,7 @@ impl Namespaced {
                 resource_version: None,
             },
             reason: remote.reason.clone(),
-            message: remote
-                .message
-                .clone()
-                .map(|m| format!("{m} (in cluster {})", self.ctx.remote_cluster)),
+            message: self.message(remote),
             type_: remote.type_.clone(),
             count: remote.count,
             first_timestamp: remote.first_timestamp.clone(),
@@ -253,6 +250,24 @@ impl Namespaced {
         twin.metadata.namespace = Some(self.ctx.local_namespace.clone());
         twin.metadata.labels = Some(labels);
         twin
+    }
+
+    /// The message of the twin of `remote`: the remote one, saying which cluster it is from.
+    fn message(&self, remote: &Event) -> Option<String> {
+        remote
+            .message
+            .as_ref()
+            .map(|m| format!("{m} (in cluster {})", self.ctx.remote_cluster))
+    }
+
+    /// Whether `local` is already the twin of `remote` (what [`Self::twin`] would change).
+    fn is_current(&self, local: Option<&Event>, remote: &Event) -> bool {
+        local.is_some_and(|l| {
+            self.is_owned(l)
+                && l.count == remote.count
+                && l.last_timestamp == remote.last_timestamp
+                && l.message == self.message(remote)
+        })
     }
 
     fn is_owned(&self, local: &Event) -> bool {
@@ -283,6 +298,14 @@ impl Handler for Namespaced {
                 .get(SKIP_REFLECTION)
                 .is_some_and(|v| v == "true")
         };
+        // Our own write of the twin comes back through the local watch: recognise it without
+        // reading the object the Event is about again.
+        if let Some(remote) = &remote
+            && !skipped(remote)
+            && self.is_current(local.as_deref(), remote)
+        {
+            return Ok(Outcome::Unchanged);
+        }
         let target = match &remote {
             Some(remote) if !skipped(remote) => self.local_object(&remote.involved_object).await?,
             _ => None,
@@ -290,14 +313,6 @@ impl Handler for Namespaced {
         match (remote, target) {
             (Some(remote), Some((resource, object))) => {
                 let twin = self.twin(&remote, &resource, &object);
-                let unchanged = local.as_ref().is_some_and(|l| {
-                    l.count == twin.count
-                        && l.last_timestamp == twin.last_timestamp
-                        && l.message == twin.message
-                });
-                if unchanged {
-                    return Ok(Outcome::Unchanged);
-                }
                 self.local_api
                     .patch(
                         name,

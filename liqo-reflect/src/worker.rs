@@ -75,7 +75,8 @@ pub(crate) async fn work<H: Handler>(handler: Arc<H>) {
 }
 
 /// Feeds a store from a watch (re-listing after reconnections, with kube's default backoff)
-/// and hands every event to `on_event`.
+/// and hands every event to `on_event`. The objects are stored without their `managedFields`
+/// (no reflector reads them, and they are often the largest part of an object).
 pub(crate) async fn watch<O>(
     api: Api<O>,
     config: watcher::Config,
@@ -90,7 +91,31 @@ pub(crate) async fn watch<O>(
         + Sync
         + 'static,
 {
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    watch_slim(api, config, writer, |_| {}, on_event).await;
+}
+
+/// [`watch`], storing the objects as `slim` leaves them: a cache that keeps only the fields
+/// its reader uses saves memory with thousands of objects (a pod spec is several KiB).
+pub(crate) async fn watch_slim<O>(
+    api: Api<O>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<O>,
+    slim: impl Fn(&mut O) + Send + 'static,
+    on_event: impl Fn(watcher::Event<O>) + Send + 'static,
+) where
+    O: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let stream = watcher(api, config).default_backoff().modify(move |o| {
+        o.meta_mut().managed_fields = None;
+        slim(o);
+    });
+    let stream = reflector::reflector(writer, stream);
     let mut stream = std::pin::pin!(stream);
     loop {
         match stream.try_next().await {

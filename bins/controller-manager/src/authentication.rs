@@ -39,6 +39,17 @@ pub(crate) struct AuthenticationArgs {
     /// How often every peering object is re-checked without events (seconds).
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
+    /// Labels of this cluster, `key=value,...` (e.g. `topology.liqo.io/region=south`): given to
+    /// the consumers of its resources, which put them on the virtual node representing this
+    /// cluster (for `liqoctl offload namespace --selector` and pod affinities).
+    #[arg(long, value_name = "KEY=VALUE,...", default_value = "", hide_default_value = true,
+        value_parser = parse_cluster_labels)]
+    pub(crate) cluster_labels: BTreeMap<String, String>,
+}
+
+/// Parses `--cluster-labels` (clap value parser: bad input stops the process at start).
+fn parse_cluster_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    liqo_auth::cluster_labels::parse(s).map_err(|e| e.to_string())
 }
 
 /// Runs the authentication controllers until shutdown.
@@ -98,6 +109,7 @@ pub(crate) async fn run(
     config.create_virtual_nodes = create_virtual_nodes;
     config.networking_enabled = shared.networking_enabled;
     config.resync = Duration::from_secs(args.resync_seconds.max(1));
+    config.cluster_labels = args.cluster_labels;
     controller::run(
         shared.client,
         negotiator,

@@ -26,6 +26,9 @@ mod offloading;
 ///   of peering resources to providers, ForeignCluster status;
 /// - offloading: VirtualNodes for accepted ResourceSlices.
 ///
+/// As a provider, `--cluster-labels` describes the cluster to its consumers: their virtual
+/// node for it carries these labels.
+///
 /// At start it records the cluster id in ConfigMap liqo/liqo-clusterid-configmap and creates
 /// the cluster's key pair (Secret liqo/authentication-keys) if missing.
 ///
@@ -34,6 +37,8 @@ mod offloading;
 ///     --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12
 ///   liqo-controller-manager --cluster-id milan --enable-networking=false \
 ///     --api-server-url https://milan.example.com:6443 --sharing-percentage 50
+///   liqo-controller-manager --cluster-id naples --pod-cidr 10.244.0.0/16 \
+///     --service-cidr 10.96.0.0/12 --cluster-labels topology.liqo.io/region=south
 #[derive(Debug, Parser)]
 #[command(name = "liqo-controller-manager", version, about, long_about)]
 struct Args {
@@ -140,18 +145,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// The client and the API server URL of the kubeconfig in use.
 async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<(kube::Client, String)> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
+    let config = liqo_core::runtime::kube_config(kubeconfig).await?;
     let server = config
         .cluster_url
         .to_string()
@@ -180,5 +174,29 @@ mod tests {
             "--cluster-id is required"
         );
         assert!(Args::try_parse_from(["x", "--cluster-id", "Not_Valid"]).is_err());
+    }
+
+    #[test]
+    fn cluster_labels_are_parsed_and_checked() {
+        let a = Args::try_parse_from(["x", "--cluster-id", "naples"]).unwrap();
+        assert!(a.authentication.cluster_labels.is_empty());
+        let a = Args::try_parse_from([
+            "x",
+            "--cluster-id",
+            "naples",
+            "--cluster-labels",
+            "topology.liqo.io/region=south,tier=gold",
+        ])
+        .unwrap();
+        let labels = a.authentication.cluster_labels;
+        assert_eq!(labels["topology.liqo.io/region"], "south");
+        assert_eq!(labels["tier"], "gold");
+        let e = Args::try_parse_from(["x", "--cluster-id", "naples", "--cluster-labels", "foo"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--cluster-labels") && e.contains("foo") && e.contains("missing '='"),
+            "{e}"
+        );
     }
 }

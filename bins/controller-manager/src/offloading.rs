@@ -1,7 +1,8 @@
 //! The offloading module: on the consumer, the NamespaceOffloading controller, one virtual
 //! kubelet process per VirtualNode, and the offloading webhooks (pod mutation,
 //! NamespaceOffloading validation) over TLS; on the provider, the NamespaceMap controller
-//! (twin namespaces) and the ShadowPod controller (the real pods).
+//! (twin namespaces), the ShadowPod controller (the real pods) and the ShadowEndpointSlice
+//! controller (the consumers' endpoints of reflected Services).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use liqo_core::webhook::ServingCertificate;
 use liqo_reflect::offloading::admission::{self, WebhookOptions};
-use liqo_reflect::offloading::{namespace_map, namespace_offloading};
+use liqo_reflect::offloading::{namespace_map, namespace_offloading, shadow_endpointslice};
 use liqo_reflect::shadowpod;
 use liqo_reflect::virtual_kubelet::controller as vk_controller;
 use liqo_reflect::virtual_kubelet::launcher::ProcessLauncher;
@@ -52,8 +53,9 @@ pub(crate) struct OffloadingArgs {
     /// --virtual-kubelet-arg=--node-ping-interval=5s.
     #[arg(long = "virtual-kubelet-arg", allow_hyphen_values = true)]
     virtual_kubelet_args: Vec<String>,
-    /// Concurrent reconciles of the ShadowPod controller.
-    #[arg(long, default_value_t = 10)]
+    /// Concurrent reconciles of the ShadowPod controller (upstream: 10; more keeps up with
+    /// bursts of offloaded pods, see docs/performance.md).
+    #[arg(long, default_value_t = liqo_reflect::shadowpod::DEFAULT_WORKERS)]
     shadowpod_workers: u16,
 }
 
@@ -78,6 +80,11 @@ pub(crate) async fn run(
     let shadowpods = shadowpod::run(client.clone(), shadow_config, shutdown());
     let namespace_maps =
         namespace_map::run(client.clone(), namespace_map::Config::default(), shutdown());
+    let shadow_slices = shadow_endpointslice::run(
+        client.clone(),
+        shadow_endpointslice::Config::default(),
+        shutdown(),
+    );
 
     // Consumer side.
     let offloadings = namespace_offloading::run(
@@ -140,16 +147,18 @@ pub(crate) async fn run(
             .context("offloading webhooks")
     };
 
-    let (a, b, c, d, e) = tokio::join!(
+    let (a, b, c, d, e, f) = tokio::join!(
         shadowpods,
         namespace_maps,
         offloadings,
         virtual_nodes,
-        webhooks
+        webhooks,
+        shadow_slices
     );
     a.context("ShadowPod controller")?;
     b.context("NamespaceMap controller")?;
     c.context("NamespaceOffloading controller")?;
     d.context("VirtualNode controller")?;
+    f.context("ShadowEndpointSlice controller")?;
     e
 }

@@ -233,19 +233,9 @@ async fn run_flags(args: &Args, overlay: &Overlay) -> liqo_net::Result<()> {
 
 /// Resources mode: one overlay per InternalFabric, re-read at every resync.
 async fn run_resources(args: &Args, node_name: &str) -> Result<(), String> {
-    let client = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            kube::Client::try_from(config).map_err(|e| e.to_string())?
-        }
-        None => kube::Client::try_default()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration (use --kubeconfig): {e}"))?,
-    };
+    let client = liqo_core::runtime::kube_client(args.kubeconfig.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(node = node_name, "starting the fabric agent from resources");
     let mut active: BTreeMap<String, Overlay> = BTreeMap::new();
     let mut cleaned = !args.cleanup_stale;

@@ -292,22 +292,6 @@ fn check_options(args: &Args) -> CheckOptions {
     }
 }
 
-async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
 fn main() {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -353,7 +337,7 @@ async fn run() -> anyhow::Result<()> {
         anyhow::bail!("--name, --namespace and --remote-cluster-id are required without --config");
     };
     let remote = ClusterId::new(remote).context("--remote-cluster-id")?;
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = liqo_core::runtime::kube_client(args.kubeconfig.as_deref()).await?;
     clean_stale(&args.tunnel_interface).await?;
     let mut options = controller::Options::new(mode, name, namespace, remote);
     options.tunnel_interface = args.tunnel_interface.clone();

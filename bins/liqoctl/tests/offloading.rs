@@ -14,19 +14,6 @@ use kube::api::PostParams;
 use liqo_testenv::eventually;
 use support::*;
 
-fn build_virtual_kubelet() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "-q", "-p", "liqo-virtual-kubelet"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "cargo build -p liqo-virtual-kubelet failed"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_offloaded_with_liqoctl_runs_its_pods_on_the_provider() {
     build_virtual_kubelet();

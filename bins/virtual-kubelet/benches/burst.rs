@@ -14,14 +14,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::StreamExt as _;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, PostParams},
+    runtime::{WatchStreamExt as _, watcher},
 };
 use liqo_core::runtime::Shutdown;
 use liqo_reflect::shadowpod;
-use liqo_testenv::{ClusterConfig, NodeCapacity};
+use liqo_testenv::{Cluster, ClusterConfig, Daemon, NodeCapacity};
 use serde_json::json;
 use support::{accept_mapping, setup_with, start_virtual_kubelet};
 
@@ -53,34 +55,144 @@ async fn burst(client: Client, namespace: &str, replicas: usize, offloaded: bool
     running_times(Api::namespaced(client, namespace), replicas, start).await
 }
 
-/// Per pod labelled `app=burst` in `pods`, the time from `start` until it was first seen
-/// Running (polled every 200 ms), once `replicas` of them are.
+/// Per pod labelled `app=burst` in `pods`, the time from `start` until a watch first showed
+/// it Running, once `replicas` of them are. A watch, not polling: listing 1,000 pods several
+/// times a second would load the API servers being measured.
 async fn running_times(pods: Api<Pod>, replicas: usize, start: Instant) -> Vec<Duration> {
     let mut seen: HashMap<String, Duration> = HashMap::new();
+    let stream = watcher(pods, watcher::Config::default().labels("app=burst")).applied_objects();
+    let mut stream = std::pin::pin!(stream);
     let deadline = Duration::from_secs(900);
     while seen.len() < replicas {
-        assert!(
-            start.elapsed() < deadline,
-            "only {} of {replicas} pods Running",
-            seen.len()
-        );
-        for pod in pods
-            .list(&ListParams::default().labels("app=burst"))
+        let next = tokio::time::timeout(deadline.saturating_sub(start.elapsed()), stream.next())
             .await
-            .unwrap()
-            .items
-        {
-            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            if running {
-                seen.entry(pod.name_any())
-                    .or_insert_with(|| start.elapsed());
-            }
+            .unwrap_or_else(|_| panic!("only {} of {replicas} pods Running", seen.len()));
+        let Some(Ok(pod)) = next else { continue };
+        if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
+            seen.entry(pod.name_any())
+                .or_insert_with(|| start.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut all: Vec<Duration> = seen.into_values().collect();
     all.sort();
     all
+}
+
+/// CPU seconds used so far by the control-plane processes of each cluster, the virtual
+/// kubelet and this process (the provider's ShadowPod controller and the measuring watches).
+fn cpu_seconds(rome: &Cluster, milan: &Cluster, vk: &Daemon) -> serde_json::Value {
+    fn of(pid: &str) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0.0;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0.0;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+            .sum();
+        // /proc reports CPU time in USER_HZ units, 100 per second on Linux.
+        ticks / 100.0
+    }
+    let cluster = |c: &Cluster| {
+        c.pids()
+            .iter()
+            .map(|(component, pid)| (component.name().to_owned(), json!(of(&pid.to_string()))))
+            .collect::<serde_json::Map<_, _>>()
+    };
+    json!({
+        "rome": cluster(rome),
+        "milan": cluster(milan),
+        "virtual_kubelet": vk.cpu_time().map_or(0.0, |d| d.as_secs_f64()),
+        "bench_process": of("self"),
+    })
+}
+
+/// Requests served so far by a cluster's API server, per `VERB resource/subresource`, from
+/// its `apiserver_request_total` metric (watches and the metrics scrape itself excluded).
+async fn requests(client: &Client) -> serde_json::Value {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let mut counts = serde_json::Map::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let verb = label("verb");
+        if matches!(verb.as_str(), "WATCH" | "CONNECT") || label("resource").is_empty() {
+            continue;
+        }
+        let mut key = format!("{verb} {}", label("resource"));
+        let subresource = label("subresource");
+        if !subresource.is_empty() {
+            key = format!("{key}/{subresource}");
+        }
+        let value: f64 = value.parse().unwrap_or(0.0);
+        let entry = counts.entry(key).or_insert(json!(0.0));
+        *entry = json!(entry.as_f64().unwrap_or(0.0) + value);
+    }
+    counts.into()
+}
+
+/// Pins every thread of `pid` to CPU `cpu` (the threads it starts later inherit it).
+fn pin(pid: u32, cpu: usize) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+        // read and write the set passed by reference.
+        #[allow(unsafe_code)]
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+/// `value` without the zero leaves.
+fn nonzero(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(_, v)| v.as_f64() != Some(0.0))
+            .map(|(k, v)| (k, nonzero(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        other => other,
+    }
+}
+
+/// `after - before`, per key, recursively.
+fn delta(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
+    match (before, after) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(a)) => a
+            .iter()
+            .map(|(k, v)| (k.clone(), delta(b.get(k).unwrap_or(&json!(0.0)), v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        _ => json!(
+            ((after.as_f64().unwrap_or(0.0) - before.as_f64().unwrap_or(0.0)) * 100.0).round()
+                / 100.0
+        ),
+    }
 }
 
 /// Mean time (s) at which each stage of the offloaded pods happened, from API timestamps
@@ -180,13 +292,18 @@ async fn offloaded_burst_against_vanilla() {
     milan.create_namespace("demo-rome").await.unwrap();
     milan.create_namespace("vanilla").await.unwrap();
     accept_mapping(&rome.client(), "demo", "demo-rome").await;
+    // Workers of the virtual kubelet's pod reflector and of the ShadowPod controller.
+    let workers = std::env::var("LIQO_BURST_WORKERS").unwrap_or_else(|_| "50".into());
     let shutdown = Shutdown::new();
     let controller = tokio::spawn(shadowpod::run(
         milan.client(),
-        shadowpod::Config::default(),
+        shadowpod::Config {
+            workers: workers.parse().unwrap(),
+            ..shadowpod::Config::default()
+        },
         shutdown.wait_owned(),
     ));
-    let mut vk = start_virtual_kubelet(&rome, &[]);
+    let mut vk = start_virtual_kubelet(&rome, &["--pod-workers", &workers]);
     // Let the virtual node become Ready before the burst.
     liqo_testenv::eventually("the virtual node", Duration::from_secs(60), || async {
         Api::<k8s_openapi::api::core::v1::Node>::all(rome.client())
@@ -197,7 +314,32 @@ async fn offloaded_burst_against_vanilla() {
     })
     .await;
 
+    // LIQO_BURST_PIN=1: each cluster on a core of its own (the consumer's control plane and
+    // virtual kubelet on CPU 0, the provider's control plane, its ShadowPod controller and this
+    // process on CPU 1), as two clusters on separate machines would be. The vanilla burst then
+    // has the provider's core, the offloaded one both.
+    let pinned = std::env::var("LIQO_BURST_PIN").is_ok_and(|v| v == "1");
+    if pinned {
+        for (_, pid) in rome.pids() {
+            pin(pid, 0);
+        }
+        pin(vk.pid(), 0);
+        for (_, pid) in milan.pids() {
+            pin(pid, 1);
+        }
+        pin(std::process::id(), 1);
+    }
+    println!(
+        "{}",
+        json!({"bench": format!("burst_{n}_setup"), "pinned": pinned, "workers": workers})
+    );
+    let cpu_start = cpu_seconds(&rome, &milan, &vk);
+    let requests_start =
+        json!({"rome": requests(&rome.client()).await, "milan": requests(&milan.client()).await});
     let vanilla = burst(milan.client(), "vanilla", n, false).await;
+    let cpu_vanilla = cpu_seconds(&rome, &milan, &vk);
+    let requests_vanilla =
+        json!({"rome": requests(&rome.client()).await, "milan": requests(&milan.client()).await});
     let wall = k8s_openapi::jiff::Timestamp::now();
     let remote = tokio::spawn(running_times(
         Api::namespaced(milan.client(), "demo-rome"),
@@ -206,6 +348,26 @@ async fn offloaded_burst_against_vanilla() {
     ));
     let offloaded = burst(rome.client(), "demo", n, true).await;
     let remote = remote.await.unwrap();
+    let cpu_offloaded = cpu_seconds(&rome, &milan, &vk);
+    let requests_offloaded =
+        json!({"rome": requests(&rome.client()).await, "milan": requests(&milan.client()).await});
+    for (phase, before, after) in [
+        ("vanilla", &requests_start, &requests_vanilla),
+        ("offloaded", &requests_vanilla, &requests_offloaded),
+    ] {
+        println!(
+            "{}",
+            json!({"bench": format!("burst_{n}_requests_{phase}"), "value": nonzero(delta(before, after))})
+        );
+    }
+    println!(
+        "{}",
+        json!({"bench": format!("burst_{n}_cpu_seconds_vanilla"), "value": delta(&cpu_start, &cpu_vanilla)})
+    );
+    println!(
+        "{}",
+        json!({"bench": format!("burst_{n}_cpu_seconds_offloaded"), "value": delta(&cpu_vanilla, &cpu_offloaded)})
+    );
     stages(&rome.client(), &milan.client(), wall).await;
     for (name, v) in [
         ("vanilla", &vanilla),

@@ -83,7 +83,7 @@ struct Args {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     node_status_update_interval: Duration,
     /// Workers of the pod reflector per offloaded namespace.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 50)]
     pod_workers: usize,
     /// Whether to create and maintain the Node.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -172,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
         .collect(),
         external: Vec::new(),
     };
-    let client = client(args.kubeconfig.as_deref()).await?;
+    let client = liqo_core::runtime::kube_client(args.kubeconfig.as_deref()).await?;
     let mut config = Config::new(
         args.virtual_node_name,
         args.tenant_namespace,
@@ -196,22 +196,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("virtual kubelet")?;
     Ok(())
-}
-
-async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
 #[cfg(test)]

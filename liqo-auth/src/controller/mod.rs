@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +65,10 @@ pub struct Config {
     pub version: String,
     /// How often everything is re-checked even without events.
     pub resync: Duration,
+    /// Labels of this cluster (upstream `--cluster-labels`): as a provider, published in the
+    /// status of the ResourceSlices it accepts (`status.nodeLabels`), which the consumer puts
+    /// on the virtual node.
+    pub cluster_labels: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -72,6 +77,7 @@ impl std::fmt::Debug for Config {
             .field("cluster_id", &self.cluster_id)
             .field("namespace", &self.namespace)
             .field("create_virtual_nodes", &self.create_virtual_nodes)
+            .field("cluster_labels", &self.cluster_labels)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +93,7 @@ impl Config {
             networking_enabled: true,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             resync: Duration::from_secs(60),
+            cluster_labels: BTreeMap::new(),
         }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! Provider (the replica, labelled `liqo.io/replicated=true`): authenticates the slice (CSR
 //! signed through the CSR API), grants or denies resources (conditions `Authentication` and
-//! `Resources`), and creates `Quota <CN>` for accepted slices.
+//! `Resources`), publishes the cluster labels (`status.nodeLabels`, which become the labels of
+//! the consumer's virtual node) and creates `Quota <CN>` for accepted slices.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use liqo_core::labels::{self, authentication as auth_keys};
 use super::{Context, ShutdownFuture, apply_params, drain, is_404};
 use crate::error::{Error, Result};
 use crate::negotiator::SliceCapacity;
-use crate::{forge, grant, names, renewal};
+use crate::{cluster_labels, forge, grant, names, renewal};
 
 pub(super) async fn run(ctx: Arc<Context>, shutdown: ShutdownFuture) {
     let api = Api::<ResourceSlice>::all(ctx.client.clone());
@@ -323,11 +324,17 @@ async fn provider(slice: &ResourceSlice, ctx: &Context) -> Result<Action> {
             return Ok(Action::requeue(ctx.config.resync)); // left to another controller
         }
         let conditions = merge_conditions(&status.conditions, conditions);
-        let patch = serde_json::json!({"status": {
+        let mut patch = serde_json::json!({"status": {
             "conditions": conditions,
             "resources": resources,
             "authParams": auth_params,
         }});
+        if tenant_ok
+            && let Some(labels) =
+                cluster_labels::node_labels_patch(&status.node_labels, &ctx.config.cluster_labels)
+        {
+            patch["status"]["nodeLabels"] = labels;
+        }
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(Error::kube(format!("answering ResourceSlice {ns}/{name}")))?;
@@ -342,6 +349,18 @@ async fn provider(slice: &ResourceSlice, ctx: &Context) -> Result<Action> {
             return Ok(Action::requeue(Duration::from_secs(5)));
         }
         return Ok(Action::requeue(Duration::ZERO));
+    }
+
+    // The cluster labels changed since the answer (restarted with other --cluster-labels).
+    if let Some(labels) =
+        cluster_labels::node_labels_patch(&status.node_labels, &ctx.config.cluster_labels)
+    {
+        let patch = serde_json::json!({"status": {"nodeLabels": labels}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube(format!(
+                "publishing the cluster labels in ResourceSlice {ns}/{name}"
+            )))?;
     }
 
     // Quota for the slice's identity, following the grant.

@@ -164,23 +164,33 @@ pub struct ShadowEndpointSliceForge;
 
 impl Forge<ShadowEndpointSlice, EndpointSlice> for ShadowEndpointSliceForge {
     fn remote(&self, shadow: &ShadowEndpointSlice, _ctx: &ForgeContext) -> Option<EndpointSlice> {
-        let template = shadow.spec.template.clone().unwrap_or_default();
-        let mut metadata = remote_metadata(&shadow.metadata);
-        let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
-        labels.insert(
-            ENDPOINT_SLICE_MANAGED_BY.to_owned(),
-            ENDPOINT_SLICE_MANAGED_BY_VALUE.to_owned(),
-        );
-        labels.insert(
-            labels::offloading::MANAGED_BY.to_owned(),
-            labels::offloading::MANAGED_BY_SHADOW_ENDPOINT_SLICE.to_owned(),
-        );
-        Some(EndpointSlice {
-            metadata,
-            address_type: template.address_type.unwrap_or_else(|| "IPv4".to_owned()),
-            endpoints: Some(template.endpoints).filter(|e| !e.is_empty()),
-            ports: Some(template.ports).filter(|p| !p.is_empty()),
-        })
+        Some(materialize(shadow))
+    }
+}
+
+/// The EndpointSlice a ShadowEndpointSlice stands for (what [`ShadowEndpointSliceForge`] and
+/// the provider's
+/// [`shadow_endpointslice`](crate::offloading::shadow_endpointslice) controller produce): same
+/// name, labels and annotations, the template's endpoints, ports and address type (IPv4 when
+/// unset), labelled as managed by the reflection so that the cluster's EndpointSlice controller
+/// leaves it alone. Namespace and owner are left to the caller.
+pub fn materialize(shadow: &ShadowEndpointSlice) -> EndpointSlice {
+    let template = shadow.spec.template.clone().unwrap_or_default();
+    let mut metadata = remote_metadata(&shadow.metadata);
+    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(
+        ENDPOINT_SLICE_MANAGED_BY.to_owned(),
+        ENDPOINT_SLICE_MANAGED_BY_VALUE.to_owned(),
+    );
+    labels.insert(
+        labels::offloading::MANAGED_BY.to_owned(),
+        labels::offloading::MANAGED_BY_SHADOW_ENDPOINT_SLICE.to_owned(),
+    );
+    EndpointSlice {
+        metadata,
+        address_type: template.address_type.unwrap_or_else(|| "IPv4".to_owned()),
+        endpoints: Some(template.endpoints).filter(|e| !e.is_empty()),
+        ports: Some(template.ports).filter(|p| !p.is_empty()),
     }
 }
 

@@ -15,7 +15,10 @@ pub mod secret;
 pub mod service;
 
 pub use configmap::ConfigMapForge;
-pub use endpointslice::{EndpointSliceForge, RemoteNodes, ShadowEndpointSliceForge};
+pub use endpointslice::{
+    EndpointSliceForge, RemoteNodes, ShadowEndpointSliceForge,
+    materialize as materialize_endpoint_slice,
+};
 pub use ingress::IngressForge;
 pub use secret::SecretForge;
 pub use service::ServiceForge;

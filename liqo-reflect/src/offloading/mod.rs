@@ -4,6 +4,8 @@
 //!   in the NamespaceMap of every selected provider, status with per-cluster conditions.
 //! - [`namespace_map`] (provider): NamespaceMap replicas -> twin namespaces with their
 //!   RoleBinding, `currentMapping` status.
+//! - [`shadow_endpointslice`] (provider): ShadowEndpointSlices written by consumers' virtual
+//!   kubelets -> EndpointSlices of the reflected Services.
 //! - [`webhook`]: the pure admission decisions (pod mutation per `podOffloadingStrategy`,
 //!   NamespaceOffloading validation) for a webhook server.
 //! - [`plan`]: the pure decisions of the controllers (remote names, cluster selection, status).
@@ -15,4 +17,5 @@ pub mod admission;
 pub mod namespace_map;
 pub mod namespace_offloading;
 pub mod plan;
+pub mod shadow_endpointslice;
 pub mod webhook;

@@ -58,7 +58,7 @@ use crate::{
     forge::ForgeContext,
     metrics::{ReflectorMetrics, Registry},
     queue::Queue,
-    worker::{Handler, NamespaceTasks, Outcome, watch, work},
+    worker::{Handler, NamespaceTasks, Outcome, watch, watch_slim, work},
 };
 
 /// Settings of the [`PodReflector`].
@@ -271,16 +271,20 @@ impl Reflector for PodReflector {
             local_writer,
             move |event: watcher::Event<Pod>| s1.on_event(event),
         ));
-        tasks.spawn(watch(
+        // The caches of the provider's objects keep what `forge::plan` reads (metadata and
+        // status): the pod specs are the bulk of them, and the local pod has the same spec.
+        tasks.spawn(watch_slim(
             shadow_api,
             watcher::Config::default().labels(&owned),
             shadow_writer,
+            |shadow: &mut ShadowPod| shadow.spec.pod = None,
             move |event: watcher::Event<ShadowPod>| s2.on_event(event),
         ));
-        tasks.spawn(watch(
+        tasks.spawn(watch_slim(
             remote_pods,
             watcher::Config::default().labels(&owned),
             remote_writer,
+            |pod: &mut Pod| pod.spec = None,
             move |event: watcher::Event<Pod>| s3.on_event(event),
         ));
         for _ in 0..self.config.workers {

@@ -35,6 +35,44 @@ pub(crate) fn controller_manager() -> PathBuf {
         .clone()
 }
 
+/// Builds liqo-virtual-kubelet (next to liqo-controller-manager, which starts one per
+/// VirtualNode) once per test binary.
+pub(crate) fn build_virtual_kubelet() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "liqo-virtual-kubelet"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build -p liqo-virtual-kubelet");
+        assert!(
+            status.success(),
+            "cargo build -p liqo-virtual-kubelet failed"
+        );
+    });
+}
+
+/// Waits until the virtual node `name` of `consumer` is Ready; returns it.
+pub(crate) async fn virtual_node_ready(
+    consumer: &Cluster,
+    name: &str,
+) -> k8s_openapi::api::core::v1::Node {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(consumer.client());
+    liqo_testenv::eventually(&format!("virtual node {name} Ready"), WAIT, || async {
+        let node = nodes.get_opt(name).await.ok()??;
+        let ready = node
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(node)
+    })
+    .await
+}
+
 /// Starts clusters (no fake nodes but one, to have allocatable resources) with the CRDs.
 pub(crate) async fn clusters(names: &[&str]) -> Vec<Cluster> {
     let configs = names
