@@ -222,11 +222,24 @@ pub(crate) async fn info_peer(local: &Conn, peer: &ClusterId) -> anyhow::Result<
                         .map(|(k, v)| format!("{k}={}", v.0))
                         .collect::<Vec<_>>()
                         .join(","),
+                    // The provider's cluster labels (its --cluster-labels).
+                    st.node_labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ]
             })
             .collect();
         out.push_str(&table(
-            &["NAME", "ACTION", "AUTHENTICATION", "RESOURCES", "GRANTED"],
+            &[
+                "NAME",
+                "ACTION",
+                "AUTHENTICATION",
+                "RESOURCES",
+                "GRANTED",
+                "CLUSTER LABELS",
+            ],
             &rows,
         ));
     }

@@ -264,6 +264,12 @@ async fn offloading_with_policies_selects_clusters_by_their_labels() {
         )
         .await;
     }
+    // `liqoctl info peer` shows the provider's cluster labels.
+    let info = liqoctl_ok(venice, &["info", "peer", "naples"]);
+    assert!(
+        info.contains("CLUSTER LABELS") && info.contains("topology.liqo.io/region=south"),
+        "{info}"
+    );
 
     venice.create_namespace("liqo-demo").await.unwrap();
     let out = liqoctl_ok(
@@ -410,6 +416,26 @@ async fn offloading_with_policies_selects_clusters_by_their_labels() {
         let n = nodes.get("naples").await.ok()?;
         (n.labels().get("tier").map(String::as_str) == Some("gold")).then_some(())
     })
+    .await;
+
+    // And restarted without it: the label leaves the virtual node, the region stays.
+    managers[2].kill();
+    managers[2] = manager(
+        naples,
+        "naples",
+        &["--cluster-labels", "topology.liqo.io/region=south"],
+    );
+    eventually(
+        "label tier removed from virtual node naples",
+        WAIT,
+        || async {
+            let n = nodes.get("naples").await.ok()?;
+            let labels = n.labels();
+            (!labels.contains_key("tier")
+                && labels.get("topology.liqo.io/region").map(String::as_str) == Some("south"))
+            .then_some(())
+        },
+    )
     .await;
 }
 

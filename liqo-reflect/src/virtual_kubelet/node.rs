@@ -104,11 +104,17 @@ pub fn node_labels(vn: &VirtualNode, params: &NodeParams) -> BTreeMap<String, St
 pub fn forge_node(vn: &VirtualNode, params: &NodeParams) -> Node {
     let mut taints = vec![virtual_node_taint()];
     taints.extend(vn.spec.taints.iter().cloned());
+    let labels = node_labels(vn, params);
+    let mut annotations = vn.spec.annotations.clone();
+    annotations.insert(
+        MANAGED_LABELS_ANNOTATION.to_owned(),
+        labels.keys().cloned().collect::<Vec<_>>().join(","),
+    );
     Node {
         metadata: ObjectMeta {
             name: Some(params.name.clone()),
-            labels: Some(node_labels(vn, params)),
-            annotations: (!vn.spec.annotations.is_empty()).then(|| vn.spec.annotations.clone()),
+            labels: Some(labels),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec {
@@ -117,6 +123,47 @@ pub fn forge_node(vn: &VirtualNode, params: &NodeParams) -> Node {
         }),
         status: None,
     }
+}
+
+/// Annotation of the Node with the keys of the labels the virtual kubelet set (comma
+/// separated): a label that leaves the VirtualNode (for example a cluster label the provider
+/// dropped) is removed from the Node, while labels others added stay.
+pub const MANAGED_LABELS_ANNOTATION: &str = "virtual-kubelet.liqo.io/managed-labels";
+
+/// The labels of `current` that the virtual kubelet set and `desired` no longer has (pure).
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Node;
+/// use liqo_reflect::virtual_kubelet::node::{MANAGED_LABELS_ANNOTATION, stale_labels};
+///
+/// let mut current = Node::default();
+/// current.metadata.labels = Some([("a", "1"), ("b", "2"), ("mine", "x")]
+///     .map(|(k, v)| (k.to_owned(), v.to_owned())).into());
+/// current.metadata.annotations =
+///     Some([(MANAGED_LABELS_ANNOTATION.to_owned(), "a,b".to_owned())].into());
+/// let mut desired = Node::default();
+/// desired.metadata.labels = Some([("a".to_owned(), "1".to_owned())].into());
+/// assert_eq!(stale_labels(&current, &desired), vec!["b".to_owned()]);
+/// ```
+pub fn stale_labels(current: &Node, desired: &Node) -> Vec<String> {
+    let managed = current
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MANAGED_LABELS_ANNOTATION))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let has = |node: &Node, key: &str| {
+        node.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(key))
+    };
+    managed
+        .split(',')
+        .filter(|k| !k.is_empty() && has(current, k) && !has(desired, k))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The resources the VirtualNode offers (`spec.resourceQuota.hard`).
@@ -534,12 +581,18 @@ async fn ensure_node(nodes: &Api<Node>, vn: &VirtualNode, params: &NodeParams) -
                 .any(|c| c.key == t.key && c.value == t.value && c.effect == t.effect)
         })
         .collect();
-    if !missing_labels && !missing_annotations && missing_taints.is_empty() {
+    let stale = stale_labels(&current, &desired);
+    if !missing_labels && !missing_annotations && missing_taints.is_empty() && stale.is_empty() {
         return Ok(current);
+    }
+    let mut labels =
+        serde_json::to_value(desired.metadata.labels.unwrap_or_default()).unwrap_or_default();
+    for key in stale {
+        labels[key] = serde_json::Value::Null;
     }
     let mut patch = serde_json::json!({
         "metadata": {
-            "labels": desired.metadata.labels,
+            "labels": labels,
             "annotations": desired.metadata.annotations.unwrap_or_default(),
         },
     });
