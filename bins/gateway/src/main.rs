@@ -10,7 +10,7 @@ use clap::Parser;
 use ipnetwork::IpNetwork;
 use liqo_core::ids::ClusterId;
 use liqo_ipam::remap::{Mapping, RemoteCidrs};
-use liqo_net::gateway::conncheck::{CheckOptions, ConnCheck};
+use liqo_net::gateway::conncheck::CheckOptions;
 use liqo_net::gateway::{Gateway, GatewayConfig, Mode, PeerConfig, controller};
 use liqo_net::tunnel::{PrivateKey, PublicKey, TunnelBackend};
 use liqo_net::wireguard::{Implementation, WireGuardBackend};
@@ -236,54 +236,6 @@ async fn clean_stale(tunnel: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_static(
-    gateway: Arc<Gateway>,
-    config: GatewayConfig,
-    args: &Args,
-) -> anyhow::Result<()> {
-    let shutdown = liqo_core::runtime::shutdown_signal();
-    tokio::pin!(shutdown);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(args.resync));
-    let check = ConnCheck::start(
-        config.mode.tunnel_address().ip(),
-        config.mode.peer_tunnel_ip(),
-        check_options(args),
-    );
-    let mut state = check.subscribe();
-    let mut configured = false;
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            _ = ticker.tick() => {
-                if configured && let Err(e) = gateway.backend().check().await {
-                    tracing::error!(error = %e, "the tunnel stopped: shutting down");
-                    break;
-                }
-                match gateway.apply(&config).await {
-                Ok(()) => {
-                    if !configured {
-                        tracing::info!(
-                            backend = gateway.backend().name(),
-                            tunnel = %config.tunnel_interface,
-                            "data plane configured"
-                        );
-                        configured = true;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "applying the configuration failed; retrying"),
-            }},
-            Ok(()) = state.changed() => {
-                let s = *state.borrow();
-                tracing::info!(connected = s.connected, latency = ?s.latency, "connection");
-            }
-        }
-    }
-    tracing::info!("shutting down: removing the tunnel, routes and NAT tables");
-    drop(check);
-    gateway.teardown().await?;
-    Ok(())
-}
-
 fn check_options(args: &Args) -> CheckOptions {
     CheckOptions {
         port: args.ping_port,
@@ -326,7 +278,15 @@ async fn run() -> anyhow::Result<()> {
     if let Some(path) = &args.config {
         let config = static_config(path, &args).await?;
         clean_stale(&config.tunnel_interface).await?;
-        return run_static(gateway, config, &args).await;
+        gateway
+            .run_static(
+                &config,
+                Duration::from_secs_f64(args.resync),
+                check_options(&args),
+                liqo_core::runtime::shutdown_signal(),
+            )
+            .await?;
+        return Ok(());
     }
     let mode: Mode = args.mode.parse()?;
     let (Some(name), Some(namespace), Some(remote)) = (

@@ -210,7 +210,7 @@ struct Driver {
     options: Options,
     check: Option<ConnCheck>,
     /// The last Connection status written.
-    written: Option<(ConnectionStatusValue, Option<String>, std::time::Instant)>,
+    written: Option<(ConnectionStatusValue, std::time::Instant)>,
     /// Whether the data plane is configured.
     applied: bool,
 }
@@ -625,7 +625,7 @@ impl Driver {
             .latency
             .filter(|_| state.connected)
             .map(|l| format!("{:.3}ms", l.as_secs_f64() * 1000.0));
-        if let Some((old_value, _, at)) = &self.written
+        if let Some((old_value, at)) = &self.written
             && *old_value == value
             && at.elapsed() < Duration::from_secs(10)
         {
@@ -649,7 +649,7 @@ impl Driver {
                 if self.written.as_ref().map(|w| w.0) != Some(value) {
                     tracing::info!(connection = %name, ?value, latency = ?latency, "connection status");
                 }
-                self.written = Some((value, latency, std::time::Instant::now()));
+                self.written = Some((value, std::time::Instant::now()));
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => {

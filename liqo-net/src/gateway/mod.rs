@@ -441,6 +441,62 @@ impl Gateway {
         *applied = None;
         results.into_iter().collect::<Result<Vec<()>>>().map(drop)
     }
+
+    /// Runs the gateway from a fixed configuration (no Kubernetes resources) until `shutdown`
+    /// resolves or the tunnel device stops: applies `config` at once and every `resync`
+    /// (repairing whatever was removed behind its back; failures are logged and retried),
+    /// logs the connection check's changes, then tears everything down.
+    ///
+    /// # Errors
+    ///
+    /// Only the teardown's: applying is retried until shutdown.
+    pub async fn run_static(
+        &self,
+        config: &GatewayConfig,
+        resync: std::time::Duration,
+        check: conncheck::CheckOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        tokio::pin!(shutdown);
+        let mut ticker = tokio::time::interval(resync);
+        let check = conncheck::ConnCheck::start(
+            config.mode.tunnel_address().ip(),
+            config.mode.peer_tunnel_ip(),
+            check,
+        );
+        let mut state = check.subscribe();
+        let mut configured = false;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = ticker.tick() => {
+                    if configured && let Err(e) = self.backend.check().await {
+                        tracing::error!(error = %e, "the tunnel stopped: shutting down");
+                        break;
+                    }
+                    match self.apply(config).await {
+                        Ok(()) if !configured => {
+                            tracing::info!(
+                                backend = self.backend.name(),
+                                tunnel = %config.tunnel_interface,
+                                "data plane configured"
+                            );
+                            configured = true;
+                        }
+                        Ok(()) => {}
+                        Err(e) => tracing::warn!(error = %e, "applying the configuration failed; retrying"),
+                    }
+                }
+                Ok(()) = state.changed() => {
+                    let s = *state.borrow();
+                    tracing::info!(connected = s.connected, latency = ?s.latency, "connection");
+                }
+            }
+        }
+        tracing::info!("shutting down: removing the tunnel, routes and NAT tables");
+        drop(check);
+        self.teardown().await
+    }
 }
 
 #[cfg(test)]
