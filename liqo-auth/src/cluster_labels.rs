@@ -90,16 +90,8 @@ fn check_key(key: &str) -> std::result::Result<(), String> {
     }
     check_name("label key", name)?;
     if let Some(p) = prefix {
-        let valid = !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|part| {
-                !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !part.starts_with('-')
-                    && !part.ends_with('-')
-            });
+        let valid =
+            !p.is_empty() && p.len() <= 253 && p.split('.').all(liqo_core::ids::is_dns1123_label);
         if !valid {
             return Err(format!(
                 "label key prefix {p:?} must be a lowercase DNS subdomain (e.g. topology.liqo.io)"

@@ -42,8 +42,19 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// ```
 pub const DNS1123_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
-/// Checks `value` against the RFC 1123 label rule: 1 to 63 characters, lowercase ASCII letters,
-/// digits and `-`, starting and ending with a letter or a digit. On failure, returns why.
+/// Whether `value` is an RFC 1123 label: 1 to 63 characters, lowercase ASCII letters, digits
+/// and `-`, starting and ending with a letter or a digit (a namespace name, a part of a DNS
+/// subdomain such as a label key prefix).
+///
+/// ```
+/// assert!(liqo_core::ids::is_dns1123_label("liqo-demo"));
+/// assert!(!liqo_core::ids::is_dns1123_label("Liqo"));
+/// ```
+pub fn is_dns1123_label(value: &str) -> bool {
+    check_dns1123_label(value).is_ok()
+}
+
+/// Checks `value` against the RFC 1123 label rule. On failure, returns why.
 fn check_dns1123_label(value: &str) -> std::result::Result<(), &'static str> {
     let bytes = value.as_bytes();
     let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {

@@ -143,9 +143,10 @@ struct Shadows {
     queue: Queue,
     backoff: KeyedBackoff<String>,
     metrics: Arc<ReflectorMetrics>,
-    /// The phase last written per ShadowPod uid: the cache may not show that write yet, and
-    /// writing it again would cost the API server a CRD validation for nothing.
-    written: Mutex<HashMap<String, PodPhase>>,
+    /// The phase last written per key, with the uid of the ShadowPod it was written to: the
+    /// cache may not show that write yet, and writing it again would cost the API server a
+    /// CRD validation for nothing. Forgotten when the ShadowPod leaves the cache.
+    written: Mutex<HashMap<String, (String, PodPhase)>>,
 }
 
 impl Shadows {
@@ -170,7 +171,7 @@ impl Shadows {
         }
     }
 
-    fn written(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodPhase>> {
+    fn written(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, PodPhase)>> {
         // Single inserts and removes: a poisoned map is still consistent.
         match self.written.lock() {
             Ok(guard) => guard,
@@ -181,12 +182,10 @@ impl Shadows {
     async fn reconcile(&self, key: &str) -> Result<Outcome> {
         let (namespace, name) = key.split_once('/').unwrap_or(("", key));
         let Some(shadow) = self.shadows.get(&ObjectRef::new(name).within(namespace)) else {
+            self.written().remove(key);
             return Ok(Outcome::Unchanged);
         };
         let uid = shadow.metadata.uid.clone().unwrap_or_default();
-        if shadow.metadata.deletion_timestamp.is_some() {
-            self.written().remove(&uid);
-        }
         let pod = self.pods.get(&ObjectRef::new(name).within(namespace));
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         match plan(&shadow, pod.as_deref()) {
@@ -201,7 +200,11 @@ impl Shadows {
             },
             Plan::Mirror(status) => {
                 let current = shadow.status.as_ref().map(|s| s.phase);
-                let written = self.written().get(&uid).copied();
+                let written = self
+                    .written()
+                    .get(key)
+                    .filter(|(written_uid, _)| *written_uid == uid)
+                    .map(|(_, phase)| *phase);
                 if current == Some(status.phase) || written == Some(status.phase) {
                     return Ok(Outcome::Unchanged);
                 }
@@ -215,7 +218,7 @@ impl Shadows {
                     .map_err(Error::kube(format!(
                         "writing the status of ShadowPod {namespace}/{name}"
                     )))?;
-                self.written().insert(uid, status.phase);
+                self.written().insert(key.to_owned(), (uid, status.phase));
                 Ok(Outcome::Written)
             }
             Plan::Conflict => Err(Error::NotManaged {

@@ -88,4 +88,4 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
-pub use process::{Component, Daemon};
+pub use process::{Component, Daemon, cpu_time_of};

@@ -81,32 +81,18 @@ async fn running_times(pods: Api<Pod>, replicas: usize, start: Instant) -> Vec<D
 /// CPU seconds used so far by the control-plane processes of each cluster, the virtual
 /// kubelet and this process (the provider's ShadowPod controller and the measuring watches).
 fn cpu_seconds(rome: &Cluster, milan: &Cluster, vk: &Daemon) -> serde_json::Value {
-    fn of(pid: &str) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return 0.0;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return 0.0;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
-            .sum();
-        // /proc reports CPU time in USER_HZ units, 100 per second on Linux.
-        ticks / 100.0
-    }
+    let of = |pid: u32| liqo_testenv::cpu_time_of(pid).map_or(0.0, |d| d.as_secs_f64());
     let cluster = |c: &Cluster| {
         c.pids()
             .iter()
-            .map(|(component, pid)| (component.name().to_owned(), json!(of(&pid.to_string()))))
+            .map(|(component, pid)| (component.name().to_owned(), json!(of(*pid))))
             .collect::<serde_json::Map<_, _>>()
     };
     json!({
         "rome": cluster(rome),
         "milan": cluster(milan),
         "virtual_kubelet": vk.cpu_time().map_or(0.0, |d| d.as_secs_f64()),
-        "bench_process": of("self"),
+        "bench_process": of(std::process::id()),
     })
 }
 
