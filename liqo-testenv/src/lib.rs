@@ -79,6 +79,10 @@ where
     let start = std::time::Instant::now();
     loop {
         if let Some(value) = check().await {
+            // Shown with the output of a failing test: where the time went.
+            if start.elapsed() > std::time::Duration::from_secs(2) {
+                eprintln!("waited {:.1?} for {what}", start.elapsed());
+            }
             return value;
         }
         assert!(

@@ -431,6 +431,9 @@ impl PodsIn {
                 _,
             ) => {
                 if let Some(restarts) = restarts {
+                    if previous.as_ref() != Some(&restarts) {
+                        debug!(pod = %name, namespace = %self.ctx.local_namespace, ?previous, ?restarts, "restart accounting changed");
+                    }
                     lock(&self.restarts).insert(key, restarts);
                 }
                 // Independent writes (local label, remote ShadowPod): in parallel.
