@@ -1,6 +1,7 @@
 //! The machinery every reflector shares: watches feeding stores, and workers draining a
 //! [`Queue`] through a [`Handler`] with per-key exponential backoff and metrics.
 
+use liqo_core::runtime::retrying;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
@@ -74,7 +75,8 @@ pub(crate) async fn work<H: Handler>(handler: Arc<H>) {
     }
 }
 
-/// Feeds a store from a watch (re-listing after reconnections, with kube's default backoff)
+/// Feeds a store from a watch (re-listing after reconnections, with
+/// [`liqo_core::runtime::retrying`]'s backoff: none after a 410 Gone)
 /// and hands every event to `on_event`. The objects are stored without their `managedFields`
 /// (no reflector reads them, and they are often the largest part of an object).
 pub(crate) async fn watch<O>(
@@ -111,7 +113,7 @@ pub(crate) async fn watch_slim<O>(
         + Sync
         + 'static,
 {
-    let stream = watcher(api, config).default_backoff().modify(move |o| {
+    let stream = retrying(watcher(api, config)).modify(move |o| {
         o.meta_mut().managed_fields = None;
         slim(o);
     });

@@ -11,8 +11,10 @@ mod backoff;
 mod client;
 mod conditions;
 mod shutdown;
+mod watch;
 
 pub use backoff::{BackoffConfig, KeyedBackoff};
 pub use client::{kube_client, kube_config};
 pub use conditions::{is_condition_true, set_condition};
 pub use shutdown::{Shutdown, shutdown_signal};
+pub use watch::{is_expired, retrying, watch_backoff};

@@ -27,7 +27,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt as _};
 use liqo_core::api::networking::v1beta1::{
     Configuration, Connection, ConnectionLatency, ConnectionSpec, ConnectionStatus,
@@ -36,6 +36,7 @@ use liqo_core::api::networking::v1beta1::{
 };
 use liqo_core::ids::ClusterId;
 use liqo_core::labels;
+use liqo_core::runtime::retrying;
 use liqo_ipam::remap::{Mapping, RemoteCidrs};
 
 use super::conncheck::{CheckOptions, ConnCheck, ConnectionState};
@@ -127,33 +128,29 @@ pub async fn run(
     );
     let name_field = format!("metadata.name={}", options.name);
     let gw_events = match options.mode {
-        Mode::Server => watcher(
+        Mode::Server => retrying(watcher(
             Api::<GatewayServer>::namespaced(client.clone(), ns),
             watcher::Config::default().fields(&name_field),
-        )
-        .default_backoff()
+        ))
         .map(|_| ())
         .boxed(),
-        Mode::Client => watcher(
+        Mode::Client => retrying(watcher(
             Api::<GatewayClient>::namespaced(client.clone(), ns),
             watcher::Config::default().fields(&name_field),
-        )
-        .default_backoff()
+        ))
         .map(|_| ())
         .boxed(),
     };
-    let key_events = watcher(
+    let key_events = retrying(watcher(
         Api::<PublicKeyResource>::namespaced(client.clone(), ns),
         watcher::Config::default().labels(&selector),
-    )
-    .default_backoff()
+    ))
     .map(|_| ())
     .boxed();
-    let config_events = watcher(
+    let config_events = retrying(watcher(
         Api::<Configuration>::namespaced(client.clone(), ns),
         watcher::Config::default().labels(&selector),
-    )
-    .default_backoff()
+    ))
     .map(|_| ())
     .boxed();
     let mut events = futures::stream::select_all([gw_events, key_events, config_events]);

@@ -1,6 +1,7 @@
 //! EndpointSlices, reflected as ShadowEndpointSlices and materialized back as EndpointSlices
 //! by the provider (upstream's design).
 
+use liqo_core::runtime::retrying;
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use k8s_openapi::api::{core::v1::Node, discovery::v1::EndpointSlice};
@@ -55,11 +56,10 @@ impl RemoteNodes {
         let (store, writer) = reflector::store::<Node>();
         let stream = reflector::reflector(
             writer,
-            watcher(
+            retrying(watcher(
                 Api::<Node>::all(local),
                 watcher::Config::default().labels(&selector),
-            )
-            .default_backoff(),
+            )),
         );
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream.touched_objects());

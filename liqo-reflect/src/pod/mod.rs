@@ -21,6 +21,7 @@
 
 pub mod forge;
 
+use liqo_core::runtime::retrying;
 use std::{
     collections::{HashMap, HashSet},
     fmt::Debug,
@@ -155,11 +156,10 @@ impl PodReflector {
     /// with reason `OffloadingBackOff`, and finalizes their deletion. Runs until `shutdown`.
     pub async fn run_fallback(&self, shutdown: impl Future<Output = ()> + Send) {
         let api: Api<Pod> = Api::all(self.clusters.local.clone());
-        let stream = watcher(
+        let stream = retrying(watcher(
             api,
             watcher::Config::default().fields(&self.node_selector()),
-        )
-        .default_backoff()
+        ))
         .applied_objects();
         let mut stream = std::pin::pin!(stream);
         let mut shutdown = std::pin::pin!(shutdown);

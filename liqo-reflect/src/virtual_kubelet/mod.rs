@@ -20,6 +20,7 @@ pub mod kubelet_api;
 pub mod launcher;
 pub mod node;
 
+use liqo_core::runtime::retrying;
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
@@ -32,7 +33,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client,
     config::{KubeConfigOptions, Kubeconfig},
-    runtime::{WatchStreamExt as _, reflector, watcher},
+    runtime::{reflector, watcher},
 };
 use liqo_core::{
     api::offloading::v1beta1::{MappingPhase, NamespaceMap, VirtualNode},
@@ -363,11 +364,10 @@ async fn follow_namespace_maps(
     let (store, writer) = reflector::store::<NamespaceMap>();
     let stream = reflector::reflector(
         writer,
-        watcher(
+        retrying(watcher(
             Api::<NamespaceMap>::namespaced(home, namespace),
             watcher::Config::default(),
-        )
-        .default_backoff(),
+        )),
     );
     let mut stream = std::pin::pin!(stream);
     let mut shutdown = std::pin::pin!(shutdown);
