@@ -15,6 +15,9 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # binaries so that only what changed is rebuilt.
 if [[ -n "${CI:-}" && -z "${CARGO_TARGET_DIR:-}" ]]; then
   export CARGO_TARGET_DIR="${LIQO_CACHE_DIR:-$HOME/.cache/liqo-rs}/cargo-target"
+  # Incremental state is kept per source tree and never reused by the next clone: it only
+  # doubles the disk a run takes (and piles up run after run in the shared target dir).
+  export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 fi
 export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 LOG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/test-logs"

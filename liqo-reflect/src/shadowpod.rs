@@ -6,9 +6,9 @@
 //! `spec.pod`. A Pod deleted behind its back is created again, also while the consumer is
 //! unreachable: the provider keeps the workload running on its own. The Pod's `status.phase`
 //! is mirrored into the ShadowPod's status. The spec is only used at creation, as upstream.
-//! When the ShadowPod is deleted the controller deletes its Pod itself ([`orphan_owner`]):
-//! the garbage collector would too, but only once its discovery knows the ShadowPod kind,
-//! which takes up to half a minute after the CRD is installed.
+//! When the ShadowPod is deleted the controller deletes its Pod itself: the garbage collector
+//! would too, but only once its discovery knows the ShadowPod kind, which takes up to half a
+//! minute after the CRD is installed.
 //!
 //! Host it in the provider's controller manager with [`run`].
 
@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
     runtime::{
         reflector::{self, ObjectRef, Store},
         watcher,
@@ -39,7 +39,7 @@ use crate::{
     Error, Result,
     metrics::ReflectorMetrics,
     queue::Queue,
-    worker::{Handler, Outcome, watch, watch_slim, work},
+    worker::{Handler, Outcome, delete_orphan, watch, watch_slim, work},
 };
 
 /// Default concurrent reconciles. Upstream uses 10; a reconcile here is one request, and under
@@ -137,20 +137,6 @@ pub fn plan(shadow: &ShadowPod, pod: Option<&Pod>) -> Plan {
     })
 }
 
-/// The UID of the ShadowPod that controlled `pod`, when `pod` is a Pod this controller made
-/// that is not being deleted yet (pure): if that ShadowPod is gone, the Pod is an orphan.
-pub fn orphan_owner(pod: &Pod) -> Option<&str> {
-    if pod.metadata.deletion_timestamp.is_some()
-        || pod.labels().get(MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_SHADOW_POD)
-    {
-        return None;
-    }
-    pod.owner_references()
-        .iter()
-        .find(|o| o.controller == Some(true) && o.kind == ShadowPod::kind(&()))
-        .map(|o| o.uid.as_str())
-}
-
 /// The controller's state: caches of the ShadowPods and of the Pods made from them, and the
 /// work queue (keys `namespace/name`, shared by a ShadowPod and its Pod).
 struct Shadows {
@@ -200,7 +186,10 @@ impl Shadows {
         let (namespace, name) = key.split_once('/').unwrap_or(("", key));
         let Some(shadow) = self.shadows.get(&ObjectRef::new(name).within(namespace)) else {
             self.written().remove(key);
-            return self.delete_orphan(namespace, name).await;
+            return match self.pods.get(&ObjectRef::new(name).within(namespace)) {
+                Some(pod) => delete_orphan::<ShadowPod, _>(&self.client, pod.as_ref()).await,
+                None => Ok(Outcome::Unchanged),
+            };
         };
         let uid = shadow.metadata.uid.clone().unwrap_or_default();
         let pod = self.pods.get(&ObjectRef::new(name).within(namespace));
@@ -245,45 +234,6 @@ impl Shadows {
             }),
             // The Pod is going away: its deletion queues the key again.
             Plan::Wait | Plan::Nothing => Ok(Outcome::Unchanged),
-        }
-    }
-}
-
-impl Shadows {
-    /// Deletes the Pod `namespace/name` when the ShadowPod that controlled it is gone (checked
-    /// with a read: the caches may lag behind each other).
-    async fn delete_orphan(&self, namespace: &str, name: &str) -> Result<Outcome> {
-        let Some(pod) = self.pods.get(&ObjectRef::new(name).within(namespace)) else {
-            return Ok(Outcome::Unchanged);
-        };
-        let Some(owner) = orphan_owner(&pod) else {
-            return Ok(Outcome::Unchanged);
-        };
-        let live = Api::<ShadowPod>::namespaced(self.client.clone(), namespace)
-            .get_opt(name)
-            .await
-            .map_err(Error::kube(format!("reading ShadowPod {namespace}/{name}")))?;
-        if live.is_some_and(|s| s.metadata.uid.as_deref() == Some(owner)) {
-            // Still there: the cache has not seen it yet, its event will come.
-            return Ok(Outcome::Unchanged);
-        }
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match Api::<Pod>::namespaced(self.client.clone(), namespace)
-            .delete(name, &params)
-            .await
-        {
-            Ok(_) => {
-                info!(pod = %name, %namespace, "pod deleted, its ShadowPod is gone");
-                Ok(Outcome::Written)
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Outcome::Unchanged),
-            Err(e) => Err(Error::kube(format!("deleting pod {namespace}/{name}"))(e)),
         }
     }
 }
@@ -447,21 +397,5 @@ mod tests {
                 k8s_openapi::jiff::Timestamp::now(),
             ));
         assert_eq!(plan(&deleting, None), Plan::Nothing);
-    }
-
-    #[test]
-    fn only_its_own_live_pods_can_be_orphans() {
-        let Plan::Create(mut pod) = plan(&shadow(), None) else {
-            panic!("expected a creation");
-        };
-        assert_eq!(orphan_owner(&pod), Some("shadow-uid"));
-        let mut foreign = pod.clone();
-        foreign.labels_mut().remove(MANAGED_BY);
-        assert_eq!(orphan_owner(&foreign), None);
-        pod.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::now(),
-            ));
-        assert_eq!(orphan_owner(&pod), None, "already being deleted");
     }
 }

@@ -1,55 +1,57 @@
 //! The ShadowEndpointSlice controller (provider side): materializes each ShadowEndpointSlice a
 //! consumer's virtual kubelet wrote in a twin namespace as an EndpointSlice of the same name
-//! (see [`materialize`](crate::forge::endpointslice::materialize)), owned by the shadow so
-//! that the garbage collector removes it with the shadow. The Service it belongs to (label
-//! `kubernetes.io/service-name`, reflected as well) then has, in the provider, the consumer's
-//! endpoints next to the ones of the pods running there.
+//! (see [`materialize`](crate::forge::endpointslice::materialize)), controlled by the shadow,
+//! and deletes it when the shadow goes (without waiting for the garbage collector). The
+//! Service it belongs to (label `kubernetes.io/service-name`, reflected as well) then has, in
+//! the provider, the consumer's endpoints next to the ones of the pods running there.
 //!
-//! An EndpointSlice with the same name that this controller did not create (no label
-//! `endpointslice.kubernetes.io/managed-by=endpointslice.reflection.liqo.io`) is left alone and
-//! reported.
+//! It reads shadows and its own slices from watch caches and writes only when a slice differs
+//! from its shadow ([`up_to_date`]). An EndpointSlice with the same name that this controller
+//! did not make (no label
+//! `endpointslice.kubernetes.io/managed-by=endpointslice.reflection.liqo.io`) is left alone
+//! and reported, and retried with backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
+use async_trait::async_trait;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::{Controller, controller::Action, watcher},
+    api::{Patch, PatchParams, PostParams},
+    runtime::{
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
 };
 use liqo_core::api::offloading::v1beta1::ShadowEndpointSlice;
 use liqo_core::labels::reflection::ENDPOINT_SLICE_MANAGED_BY_VALUE;
 use liqo_core::runtime::KeyedBackoff;
-use tracing::{info, warn};
+use tokio::task::JoinSet;
+use tracing::info;
 
 use crate::forge::endpointslice::{ENDPOINT_SLICE_MANAGED_BY, materialize};
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    metrics::ReflectorMetrics,
+    queue::Queue,
+    worker::{Handler, Outcome, delete_orphan, watch, work},
+};
 
 /// Server-side-apply field manager of the materialized EndpointSlices.
 pub const FIELD_MANAGER: &str = "shadow-endpointslice-controller";
 
 /// Settings of the controller.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// How often every shadow is re-checked without events.
-    pub resync: Duration,
+    /// Concurrent reconciles.
+    pub workers: u16,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            resync: Duration::from_secs(300),
-        }
+        Self { workers: 10 }
     }
-}
-
-struct Context {
-    client: Client,
-    config: Config,
-    backoff: KeyedBackoff<String>,
 }
 
 /// The EndpointSlice to apply for `shadow` (pure): [`materialize`] plus the namespace and a
@@ -77,48 +79,131 @@ pub fn is_ours(existing: &EndpointSlice) -> bool {
         .is_some_and(|v| v == ENDPOINT_SLICE_MANAGED_BY_VALUE)
 }
 
-fn key(shadow: &ShadowEndpointSlice) -> String {
-    format!(
-        "{}/{}",
-        shadow.namespace().unwrap_or_default(),
-        shadow.name_any()
-    )
-}
-
-async fn reconcile(shadow: Arc<ShadowEndpointSlice>, ctx: Arc<Context>) -> Result<Action> {
-    if shadow.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // the garbage collector removes the slice
-    }
-    let Some(slice) = desired(&shadow) else {
-        return Ok(Action::await_change());
+/// Whether `existing` already is what [`desired`] asks for: its labels, annotations and owner
+/// references include the desired ones, and the address type, endpoints and ports are equal.
+pub fn up_to_date(existing: &EndpointSlice, desired: &EndpointSlice) -> bool {
+    let includes = |have: &Option<std::collections::BTreeMap<String, String>>,
+                    want: &Option<std::collections::BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
     };
-    let ns = shadow.namespace().unwrap_or_default();
-    let name = shadow.name_any();
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(existing) = api
-        .get_opt(&name)
-        .await
-        .map_err(Error::kube(format!("reading EndpointSlice {ns}/{name}")))?
-        && !is_ours(&existing)
-    {
-        warn!(slice = %key(&shadow), "an EndpointSlice with this name exists and was not \
-            made by Liqo: the ShadowEndpointSlice is not materialized");
-        return Ok(Action::requeue(ctx.config.resync));
-    }
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&slice),
-    )
-    .await
-    .map_err(Error::kube(format!("applying EndpointSlice {ns}/{name}")))?;
-    ctx.backoff.reset(&key(&shadow));
-    Ok(Action::requeue(ctx.config.resync))
+    let owners = |s: &EndpointSlice| s.metadata.owner_references.clone().unwrap_or_default();
+    includes(&existing.metadata.labels, &desired.metadata.labels)
+        && includes(
+            &existing.metadata.annotations,
+            &desired.metadata.annotations,
+        )
+        && owners(desired).iter().all(|o| owners(existing).contains(o))
+        && existing.address_type == desired.address_type
+        && existing.endpoints.clone().unwrap_or_default()
+            == desired.endpoints.clone().unwrap_or_default()
+        && existing.ports.clone().unwrap_or_default() == desired.ports.clone().unwrap_or_default()
 }
 
-fn error_policy(shadow: Arc<ShadowEndpointSlice>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(shadow = %key(&shadow), %error, "ShadowEndpointSlice reconcile failed");
-    Action::requeue(ctx.backoff.next(&key(&shadow)))
+/// The controller's state: caches of the shadows and of the slices made from them (keys
+/// `namespace/name`, shared by a shadow and its slice).
+struct Slices {
+    client: Client,
+    shadows: Store<ShadowEndpointSlice>,
+    slices: Store<EndpointSlice>,
+    queue: Queue,
+    backoff: KeyedBackoff<String>,
+    metrics: Arc<ReflectorMetrics>,
+}
+
+impl Slices {
+    fn on_event<O: Resource>(&self, event: watcher::Event<O>) {
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+                let meta = o.meta();
+                self.queue.add(format!(
+                    "{}/{}",
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref().unwrap_or_default()
+                ));
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+
+    async fn reconcile(&self, key: &str) -> Result<Outcome> {
+        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+        let existing = self.slices.get(&ObjectRef::new(name).within(namespace));
+        let Some(shadow) = self.shadows.get(&ObjectRef::new(name).within(namespace)) else {
+            return match existing {
+                Some(slice) => {
+                    delete_orphan::<ShadowEndpointSlice, _>(&self.client, slice.as_ref()).await
+                }
+                None => Ok(Outcome::Unchanged),
+            };
+        };
+        if shadow.metadata.deletion_timestamp.is_some() {
+            return Ok(Outcome::Unchanged);
+        }
+        let Some(slice) = desired(&shadow) else {
+            return Ok(Outcome::Unchanged);
+        };
+        if existing.as_deref().is_some_and(|e| up_to_date(e, &slice)) {
+            return Ok(Outcome::Unchanged);
+        }
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), namespace);
+        if existing.is_none() {
+            // Not in the cache of ours: create it, and if the name is taken find out by whom.
+            match api.create(&PostParams::default(), &slice).await {
+                Ok(_) => return Ok(Outcome::Written),
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    let taken = api.get_opt(name).await.map_err(Error::kube(format!(
+                        "reading EndpointSlice {namespace}/{name}"
+                    )))?;
+                    if taken.is_some_and(|t| !is_ours(&t)) {
+                        return Err(Error::NotManaged {
+                            kind: "EndpointSlice".to_owned(),
+                            namespace: namespace.to_owned(),
+                            name: name.to_owned(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::kube(format!(
+                        "creating EndpointSlice {namespace}/{name}"
+                    ))(e));
+                }
+            }
+        }
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&slice),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "applying EndpointSlice {namespace}/{name}"
+        )))?;
+        Ok(Outcome::Written)
+    }
+}
+
+#[async_trait]
+impl Handler for Slices {
+    fn describe(&self) -> String {
+        "ShadowEndpointSlice".to_owned()
+    }
+
+    async fn ready(&self) {
+        let _ = self.shadows.wait_until_ready().await;
+        let _ = self.slices.wait_until_ready().await;
+    }
+
+    async fn handle(&self, key: &str) -> Result<Outcome> {
+        self.reconcile(key).await
+    }
+
+    async fn report(&self, _key: &str, _error: &Error) {}
+
+    fn parts(&self) -> (&Queue, &KeyedBackoff<String>, &ReflectorMetrics) {
+        (&self.queue, &self.backoff, &self.metrics)
+    }
 }
 
 /// Runs the ShadowEndpointSlice controller until `shutdown` resolves.
@@ -136,26 +221,38 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
-    let ctx = Arc::new(Context {
+    let (shadow_store, shadow_writer) = reflector::store();
+    let (slice_store, slice_writer) = reflector::store();
+    let state = Arc::new(Slices {
         client: client.clone(),
-        config,
+        shadows: shadow_store,
+        slices: slice_store,
+        queue: Queue::new(Arc::new(ReflectorMetrics::default())),
         backoff: KeyedBackoff::default(),
+        metrics: Arc::new(ReflectorMetrics::default()),
     });
-    info!("ShadowEndpointSlice controller running");
-    Controller::new(
+    let mut tasks = JoinSet::new();
+    let (s1, s2) = (state.clone(), state.clone());
+    tasks.spawn(watch(
         Api::<ShadowEndpointSlice>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .owns(
+        shadow_writer,
+        move |event: watcher::Event<ShadowEndpointSlice>| s1.on_event(event),
+    ));
+    tasks.spawn(watch(
         Api::<EndpointSlice>::all(client),
         watcher::Config::default().labels(&format!(
             "{ENDPOINT_SLICE_MANAGED_BY}={ENDPOINT_SLICE_MANAGED_BY_VALUE}"
         )),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| std::future::ready(()))
-    .await;
+        slice_writer,
+        move |event: watcher::Event<EndpointSlice>| s2.on_event(event),
+    ));
+    for _ in 0..config.workers.max(1) {
+        tasks.spawn(work(state.clone()));
+    }
+    info!("ShadowEndpointSlice controller running");
+    shutdown.await;
+    tasks.shutdown().await;
     info!("ShadowEndpointSlice controller stopped");
     Ok(())
 }
@@ -212,5 +309,24 @@ mod tests {
         let mut s = shadow();
         s.metadata.uid = None;
         assert!(desired(&s).is_none());
+    }
+
+    #[test]
+    fn a_slice_is_up_to_date_until_its_shadow_changes() {
+        let want = desired(&shadow()).unwrap();
+        let mut have = want.clone();
+        // What the API server and others add does not count.
+        have.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("extra".into(), "x".into());
+        have.metadata.resource_version = Some("42".into());
+        assert!(up_to_date(&have, &want));
+        let mut moved = shadow();
+        moved.spec.template.as_mut().unwrap().endpoints[0].addresses = vec!["10.200.0.8".into()];
+        assert!(!up_to_date(&have, &desired(&moved).unwrap()));
+        have.metadata.owner_references = None;
+        assert!(!up_to_date(&have, &want));
     }
 }
