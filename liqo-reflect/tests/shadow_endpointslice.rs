@@ -138,10 +138,7 @@ async fn shadows_become_endpointslices_and_take_them_along() {
         slices.get_opt("web-x2").await.unwrap()
     })
     .await;
-    assert_eq!(
-        addresses(&slices.get("taken").await.unwrap()),
-        ["10.0.0.1"]
-    );
+    assert_eq!(addresses(&slices.get("taken").await.unwrap()), ["10.0.0.1"]);
 
     // Deleting the shadow deletes its slice, with no garbage collector running.
     shadows
@@ -149,7 +146,12 @@ async fn shadows_become_endpointslices_and_take_them_along() {
         .await
         .unwrap();
     eventually("the EndpointSlice to go with its shadow", WAIT, || async {
-        slices.get_opt("web-x1").await.unwrap().is_none().then_some(())
+        slices
+            .get_opt("web-x1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
     assert!(slices.get_opt("taken").await.unwrap().is_some());

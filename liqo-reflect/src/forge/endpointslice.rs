@@ -1,7 +1,6 @@
 //! EndpointSlices, reflected as ShadowEndpointSlices and materialized back as EndpointSlices
 //! by the provider (upstream's design).
 
-use liqo_core::runtime::retrying;
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use k8s_openapi::api::{core::v1::Node, discovery::v1::EndpointSlice};
@@ -9,6 +8,7 @@ use kube::{
     Api, Client,
     runtime::{WatchStreamExt, reflector, watcher},
 };
+use liqo_core::runtime::retrying;
 use liqo_core::{
     api::offloading::v1beta1::{
         EndpointSliceTemplate, ShadowEndpointSlice, ShadowEndpointSliceSpec,

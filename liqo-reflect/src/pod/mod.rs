@@ -21,7 +21,6 @@
 
 pub mod forge;
 
-use liqo_core::runtime::retrying;
 use std::{
     collections::{HashMap, HashSet},
     fmt::Debug,
@@ -41,6 +40,7 @@ use kube::{
         watcher,
     },
 };
+use liqo_core::runtime::retrying;
 use liqo_core::{
     api::offloading::v1beta1::ShadowPod,
     ids::NamespacePair,

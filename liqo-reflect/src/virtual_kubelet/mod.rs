@@ -20,7 +20,6 @@ pub mod kubelet_api;
 pub mod launcher;
 pub mod node;
 
-use liqo_core::runtime::retrying;
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::IpAddr,
@@ -35,6 +34,7 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{reflector, watcher},
 };
+use liqo_core::runtime::retrying;
 use liqo_core::{
     api::offloading::v1beta1::{MappingPhase, NamespaceMap, VirtualNode},
     ids::{ClusterId, NamespacePair},
