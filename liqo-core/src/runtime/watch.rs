@@ -49,7 +49,7 @@ pub fn watch_backoff() -> BackoffConfig {
 /// (30 s and more) before listing; here it resynchronises on the first attempt.
 ///
 /// Errors are still yielded, so the caller can log them; the delay is taken before the next
-/// poll of the watcher.
+/// poll of the watcher. A 410 right after another 410 waits like any other error.
 ///
 /// ```no_run
 /// # async fn run(client: kube::Client) {
@@ -73,18 +73,21 @@ where
     T: Send + 'static,
 {
     let backoff = KeyedBackoff::new(watch_backoff());
+    // `gone`: the previous item was a 410. A second one in a row is backed off like any
+    // error, so a server that keeps answering 410 is not hammered.
     futures::stream::unfold(
-        (stream.boxed(), backoff, None),
-        |(mut stream, backoff, delay): (_, KeyedBackoff<()>, Option<Duration>)| async move {
+        (stream.boxed(), backoff, None, false),
+        |(mut stream, backoff, delay, gone): (_, KeyedBackoff<()>, Option<Duration>, bool)| async move {
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
             let item = stream.next().await?;
-            let delay = match &item {
-                Err(e) if !is_expired(e) => Some(backoff.next(&())),
-                _ => None,
+            let (delay, gone) = match &item {
+                Ok(_) => (None, false),
+                Err(e) if is_expired(e) && !gone => (None, true),
+                Err(_) => (Some(backoff.next(&())), false),
             };
-            Some((item, (stream, backoff, delay)))
+            Some((item, (stream, backoff, delay, gone)))
         },
     )
 }
@@ -107,6 +110,9 @@ mod tests {
             Ok(1),
             Err(gone()),
             Ok(2),
+            Err(gone()),
+            Err(gone()),
+            Ok(3),
         ];
         let start = tokio::time::Instant::now();
         let mut stream = std::pin::pin!(retrying(futures::stream::iter(items)));
@@ -117,6 +123,18 @@ mod tests {
         assert!(stream.next().await.unwrap().is_err());
         assert_eq!(stream.next().await.unwrap().ok(), Some(2));
         assert_eq!(start.elapsed(), after_error, "no delay after a 410");
+        assert!(stream.next().await.unwrap().is_err());
+        assert!(stream.next().await.unwrap().is_err());
+        assert_eq!(
+            start.elapsed(),
+            after_error,
+            "none after the first 410 of a row"
+        );
+        assert_eq!(stream.next().await.unwrap().ok(), Some(3));
+        assert!(
+            start.elapsed() > after_error,
+            "the second 410 in a row waits"
+        );
         assert!(stream.next().await.is_none());
     }
 }
