@@ -117,6 +117,72 @@ pub async fn ensure_cluster(
     Ok(keys)
 }
 
+/// Records the cluster's own labels (`--cluster-labels`) in the cluster id ConfigMap, key
+/// [`names::CLUSTER_LABELS_CONFIGMAP_KEY`] (`k=v,...`), where `liqoctl info` shows them; no
+/// labels remove the key. Peers get them through ResourceSlices, not from here.
+///
+/// # Errors
+///
+/// [`Error::Kube`] for API failures.
+pub async fn publish_cluster_labels(
+    client: &kube::Client,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<()> {
+    let data = if labels.is_empty() {
+        BTreeMap::new()
+    } else {
+        BTreeMap::from([(
+            names::CLUSTER_LABELS_CONFIGMAP_KEY.to_owned(),
+            crate::cluster_labels::format(labels),
+        )])
+    };
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(names::CLUSTER_ID_CONFIGMAP.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    };
+    // A field manager of its own: the key goes when no labels are applied, the id stays.
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .patch(
+            names::CLUSTER_ID_CONFIGMAP,
+            &PatchParams::apply(names::CLUSTER_LABELS_FIELD_MANAGER).force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .map_err(Error::kube(
+            "writing the cluster labels into the cluster id ConfigMap",
+        ))?;
+    Ok(())
+}
+
+/// The labels [`publish_cluster_labels`] recorded (empty when there are none).
+///
+/// # Errors
+///
+/// [`Error::Kube`] for API failures, [`Error::InvalidClusterLabel`] for a value that does not
+/// parse.
+pub async fn read_cluster_labels(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<BTreeMap<String, String>> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get_opt(names::CLUSTER_ID_CONFIGMAP)
+        .await
+        .map_err(Error::kube("reading the cluster id ConfigMap"))?;
+    match cm
+        .and_then(|c| c.data)
+        .and_then(|d| d.get(names::CLUSTER_LABELS_CONFIGMAP_KEY).cloned())
+    {
+        Some(value) => crate::cluster_labels::parse(&value),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
 /// Loads the keys from `<namespace>/authentication-keys`, generating them the first time.
 ///
 /// # Errors

@@ -39,6 +39,25 @@ pub fn parse(input: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// The labels written back as `--cluster-labels` takes them (`k=v,...`, sorted by key), so
+/// that [`parse`] reads them again.
+///
+/// ```
+/// use liqo_auth::cluster_labels;
+///
+/// let labels = cluster_labels::parse("tier=gold,topology.liqo.io/region=south")?;
+/// assert_eq!(cluster_labels::format(&labels), "tier=gold,topology.liqo.io/region=south");
+/// assert_eq!(cluster_labels::parse(&cluster_labels::format(&labels))?, labels);
+/// # Ok::<(), liqo_auth::Error>(())
+/// ```
+pub fn format(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The JSON merge patch of `status.nodeLabels` turning `current` into `desired` (keys that are
 /// no longer wanted set to null), or `None` when they are equal.
 pub fn node_labels_patch(

@@ -19,6 +19,10 @@ pub const CLUSTER_ID_CONFIGMAP: &str = "liqo-clusterid-configmap";
 /// Key of [`CLUSTER_ID_CONFIGMAP`] with the version of the controller manager that wrote it
 /// (a liqo-rs addition; upstream reads the image tag of its Deployment).
 pub const VERSION_CONFIGMAP_KEY: &str = "LIQO_VERSION";
+/// Key of the cluster id ConfigMap with the cluster's own labels (`k=v,...`).
+pub const CLUSTER_LABELS_CONFIGMAP_KEY: &str = "CLUSTER_LABELS";
+/// Server-side-apply field manager of that key.
+pub const CLUSTER_LABELS_FIELD_MANAGER: &str = "liqo-cluster-labels";
 /// The Secret (in the tenant namespace of the consumer, on the provider) with the nonce.
 pub const NONCE_SECRET: &str = "liqo-nonce";
 /// The Secret (in the tenant namespace of the provider, on the consumer) with the signed nonce.

@@ -105,6 +105,13 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("setting up the cluster identity")?;
+    liqo_auth::bootstrap::publish_cluster_labels(
+        &client,
+        &args.liqo_namespace,
+        &args.authentication.cluster_labels,
+    )
+    .await
+    .context("recording the cluster labels")?;
     let shared = Shared {
         client,
         cluster_id: args.cluster_id.clone(),

@@ -80,6 +80,14 @@ pub(crate) async fn info(local: &Conn) -> anyhow::Result<String> {
         "  version:     {}",
         local.version.as_deref().unwrap_or("unknown")
     );
+    // What this cluster says about itself to its consumers (--cluster-labels).
+    let labels =
+        match liqo_auth::bootstrap::read_cluster_labels(&local.client, &local.namespace).await {
+            Ok(l) if l.is_empty() => "none".to_owned(),
+            Ok(l) => liqo_auth::cluster_labels::format(&l),
+            Err(e) => format!("unknown ({e})"),
+        };
+    let _ = writeln!(out, "  labels:      {labels}");
     let fcs = Api::<ForeignCluster>::all(local.client.clone())
         .list(&ListParams::default())
         .await?;
@@ -223,11 +231,7 @@ pub(crate) async fn info_peer(local: &Conn, peer: &ClusterId) -> anyhow::Result<
                         .collect::<Vec<_>>()
                         .join(","),
                     // The provider's cluster labels (its --cluster-labels).
-                    st.node_labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    liqo_auth::cluster_labels::format(&st.node_labels),
                 ]
             })
             .collect();

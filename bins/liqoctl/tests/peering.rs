@@ -144,6 +144,10 @@ async fn rome_peers_with_milan_and_unpeers() {
         info.contains("milan") && info.contains("Provider"),
         "{info}"
     );
+    assert!(
+        info.contains("labels:      none\n"),
+        "no --cluster-labels: {info}"
+    );
     let line = info.lines().find(|l| l.starts_with("milan")).unwrap();
     assert!(
         line.contains("Disabled") && line.matches("Established").count() == 2,

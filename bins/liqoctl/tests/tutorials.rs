@@ -264,11 +264,22 @@ async fn offloading_with_policies_selects_clusters_by_their_labels() {
         )
         .await;
     }
-    // `liqoctl info peer` shows the provider's cluster labels.
+    // `liqoctl info peer` shows the provider's cluster labels, `liqoctl info` on the provider
+    // its own.
     let info = liqoctl_ok(venice, &["info", "peer", "naples"]);
     assert!(
         info.contains("CLUSTER LABELS") && info.contains("topology.liqo.io/region=south"),
         "{info}"
+    );
+    let own = liqoctl_ok(naples, &["info"]);
+    assert!(
+        own.contains("labels:      topology.liqo.io/region=south"),
+        "{own}"
+    );
+    let consumer = liqoctl_ok(venice, &["info"]);
+    assert!(
+        consumer.contains("labels:      topology.liqo.io/region=north\n"),
+        "{consumer}"
     );
 
     venice.create_namespace("liqo-demo").await.unwrap();
@@ -417,6 +428,11 @@ async fn offloading_with_policies_selects_clusters_by_their_labels() {
         (n.labels().get("tier").map(String::as_str) == Some("gold")).then_some(())
     })
     .await;
+    let own = liqoctl_ok(naples, &["info"]);
+    assert!(
+        own.contains("labels:      tier=gold,topology.liqo.io/region=south"),
+        "{own}"
+    );
 
     // And restarted without it: the label leaves the virtual node, the region stays.
     managers[2].kill();
@@ -437,6 +453,11 @@ async fn offloading_with_policies_selects_clusters_by_their_labels() {
         },
     )
     .await;
+    let own = liqoctl_ok(naples, &["info"]);
+    assert!(
+        own.contains("labels:      topology.liqo.io/region=south\n"),
+        "{own}"
+    );
 }
 
 /// Offloading a service: the flights application deployed in london, liqo-demo offloaded with
