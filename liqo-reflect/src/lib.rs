@@ -25,6 +25,7 @@ mod engine;
 pub mod error;
 pub mod event;
 pub mod forge;
+mod materialize;
 pub mod metrics;
 pub mod offloading;
 pub mod pod;

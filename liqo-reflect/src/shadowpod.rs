@@ -22,24 +22,18 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{ObjectMeta, Patch, PatchParams, PostParams},
-    runtime::{
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    runtime::watcher,
 };
 use liqo_core::{
     api::offloading::v1beta1::{PodPhase, ShadowPod, ShadowPodStatus},
     labels::offloading::{MANAGED_BY, MANAGED_BY_SHADOW_POD},
-    runtime::KeyedBackoff,
 };
-use tokio::task::JoinSet;
 use tracing::info;
 
 use crate::{
     Error, Result,
-    metrics::ReflectorMetrics,
-    queue::Queue,
-    worker::{Handler, Outcome, delete_orphan, watch, watch_slim, work},
+    materialize::{self, Materializer, Watches},
+    worker::Outcome,
 };
 
 /// Default concurrent reconciles. Upstream uses 10; a reconcile here is one request, and under
@@ -137,15 +131,9 @@ pub fn plan(shadow: &ShadowPod, pod: Option<&Pod>) -> Plan {
     })
 }
 
-/// The controller's state: caches of the ShadowPods and of the Pods made from them, and the
-/// work queue (keys `namespace/name`, shared by a ShadowPod and its Pod).
+/// The ShadowPod materializer: creates missing Pods and mirrors their phase.
+#[derive(Default)]
 struct Shadows {
-    client: Client,
-    shadows: Store<ShadowPod>,
-    pods: Store<Pod>,
-    queue: Queue,
-    backoff: KeyedBackoff<String>,
-    metrics: Arc<ReflectorMetrics>,
     /// The phase last written per key, with the uid of the ShadowPod it was written to: the
     /// cache may not show that write yet, and writing it again would cost the API server a
     /// CRD validation for nothing. Forgotten when the ShadowPod leaves the cache.
@@ -153,27 +141,6 @@ struct Shadows {
 }
 
 impl Shadows {
-    fn on_event<O: Resource>(&self, event: watcher::Event<O>) {
-        let key = |meta: &ObjectMeta| {
-            format!(
-                "{}/{}",
-                meta.namespace.as_deref().unwrap_or_default(),
-                meta.name.as_deref().unwrap_or_default()
-            )
-        };
-        match event {
-            watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
-                self.queue.add(key(o.meta()));
-            }
-            watcher::Event::InitDone => {
-                for shadow in self.shadows.state() {
-                    self.queue.add(key(&shadow.metadata));
-                }
-            }
-            watcher::Event::Init => {}
-        }
-    }
-
     fn written(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, PodPhase)>> {
         // Single inserts and removes: a poisoned map is still consistent.
         match self.written.lock() {
@@ -181,19 +148,24 @@ impl Shadows {
             Err(poisoned) => poisoned.into_inner(),
         }
     }
+}
 
-    async fn reconcile(&self, key: &str) -> Result<Outcome> {
+#[async_trait]
+impl Materializer for Shadows {
+    type Shadow = ShadowPod;
+    type Made = Pod;
+    const KIND: &'static str = "ShadowPod";
+
+    async fn reconcile(
+        &self,
+        client: &Client,
+        key: &str,
+        shadow: Arc<ShadowPod>,
+        pod: Option<Arc<Pod>>,
+    ) -> Result<Outcome> {
         let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-        let Some(shadow) = self.shadows.get(&ObjectRef::new(name).within(namespace)) else {
-            self.written().remove(key);
-            return match self.pods.get(&ObjectRef::new(name).within(namespace)) {
-                Some(pod) => delete_orphan::<ShadowPod, _>(&self.client, pod.as_ref()).await,
-                None => Ok(Outcome::Unchanged),
-            };
-        };
         let uid = shadow.metadata.uid.clone().unwrap_or_default();
-        let pod = self.pods.get(&ObjectRef::new(name).within(namespace));
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         match plan(&shadow, pod.as_deref()) {
             Plan::Create(pod) => match pods.create(&PostParams::default(), &pod).await {
                 Ok(_) => {
@@ -214,7 +186,7 @@ impl Shadows {
                 if current == Some(status.phase) || written == Some(status.phase) {
                     return Ok(Outcome::Unchanged);
                 }
-                Api::<ShadowPod>::namespaced(self.client.clone(), namespace)
+                Api::<ShadowPod>::namespaced(client.clone(), namespace)
                     .patch_status(
                         name,
                         &PatchParams::default(),
@@ -236,27 +208,9 @@ impl Shadows {
             Plan::Wait | Plan::Nothing => Ok(Outcome::Unchanged),
         }
     }
-}
 
-#[async_trait]
-impl Handler for Shadows {
-    fn describe(&self) -> String {
-        "ShadowPod".to_owned()
-    }
-
-    async fn ready(&self) {
-        let _ = self.shadows.wait_until_ready().await;
-        let _ = self.pods.wait_until_ready().await;
-    }
-
-    async fn handle(&self, key: &str) -> Result<Outcome> {
-        self.reconcile(key).await
-    }
-
-    async fn report(&self, _key: &str, _error: &Error) {}
-
-    fn parts(&self) -> (&Queue, &KeyedBackoff<String>, &ReflectorMetrics) {
-        (&self.queue, &self.backoff, &self.metrics)
+    fn forget(&self, key: &str) {
+        self.written().remove(key);
     }
 }
 
@@ -285,40 +239,22 @@ pub async fn run(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let (shadow_store, shadow_writer) = reflector::store();
-    let (pod_store, pod_writer) = reflector::store();
-    let state = Arc::new(Shadows {
-        client,
-        shadows: shadow_store,
-        pods: pod_store,
-        queue: Queue::new(Arc::new(ReflectorMetrics::default())),
-        backoff: KeyedBackoff::default(),
-        metrics: Arc::new(ReflectorMetrics::default()),
-        written: Mutex::default(),
-    });
-    let mut tasks = JoinSet::new();
-    let (s1, s2) = (state.clone(), state.clone());
-    tasks.spawn(watch(
+    let watches = Watches {
         shadows,
-        watcher::Config::default(),
-        shadow_writer,
-        move |event: watcher::Event<ShadowPod>| s1.on_event(event),
-    ));
-    // The plan reads the Pods' metadata and phase only.
-    tasks.spawn(watch_slim(
-        pods,
-        watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_SHADOW_POD}")),
-        pod_writer,
-        |pod: &mut Pod| pod.spec = None,
-        move |event: watcher::Event<Pod>| s2.on_event(event),
-    ));
-    for _ in 0..config.workers.max(1) {
-        tasks.spawn(work(state.clone()));
-    }
-    info!("ShadowPod controller running");
-    shutdown.await;
-    tasks.shutdown().await;
-    info!("ShadowPod controller stopped");
+        made: pods,
+        made_config: watcher::Config::default()
+            .labels(&format!("{MANAGED_BY}={MANAGED_BY_SHADOW_POD}")),
+        // The plan reads the Pods' metadata and phase only.
+        slim: |pod: &mut Pod| pod.spec = None,
+    };
+    materialize::run(
+        Shadows::default(),
+        client,
+        watches,
+        config.workers,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

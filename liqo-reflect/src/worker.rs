@@ -8,10 +8,8 @@ use std::{
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::OwnerReference};
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, Preconditions},
+    Api,
     runtime::{WatchStreamExt, reflector, watcher},
 };
 use liqo_core::{
@@ -79,44 +77,51 @@ pub(crate) async fn work<H: Handler>(handler: Arc<H>) {
     }
 }
 
-/// Feeds a store from a watch (re-listing after reconnections, with
-/// [`liqo_core::runtime::retrying`]'s backoff: none after a 410 Gone)
-/// and hands every event to `on_event`. The objects are stored without their `managedFields`
-/// (no reflector reads them, and they are often the largest part of an object).
-pub(crate) async fn watch<O>(
-    api: Api<O>,
-    config: watcher::Config,
-    writer: reflector::store::Writer<O>,
-    on_event: impl Fn(watcher::Event<O>) + Send + 'static,
-) where
-    O: kube::Resource<DynamicType = ()>
+/// A kind the reflectors watch into a cache.
+pub(crate) trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Watched for T where
+    T: kube::Resource<DynamicType = ()>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// Feeds a store from a watch (re-listing after reconnections, with
+/// [`liqo_core::runtime::retrying`]'s backoff: none after a 410 Gone)
+/// and hands every event to `on_event`. The objects are stored without their `managedFields`
+/// (no reflector reads them, and they are often the largest part of an object).
+pub(crate) async fn watch<O: Watched>(
+    api: Api<O>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<O>,
+    on_event: impl Fn(watcher::Event<O>) + Send + 'static,
+) {
     watch_slim(api, config, writer, |_| {}, on_event).await;
 }
 
 /// [`watch`], storing the objects as `slim` leaves them: a cache that keeps only the fields
 /// its reader uses saves memory with thousands of objects (a pod spec is several KiB).
-pub(crate) async fn watch_slim<O>(
+pub(crate) async fn watch_slim<O: Watched>(
     api: Api<O>,
     config: watcher::Config,
     writer: reflector::store::Writer<O>,
     slim: impl Fn(&mut O) + Send + 'static,
     on_event: impl Fn(watcher::Event<O>) + Send + 'static,
-) where
-    O: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
+) {
     let stream = retrying(watcher(api, config)).modify(move |o| {
         o.meta_mut().managed_fields = None;
         slim(o);
@@ -129,78 +134,6 @@ pub(crate) async fn watch_slim<O>(
             Ok(None) => return,
             Err(e) => debug!(error = %e, "watch error"),
         }
-    }
-}
-
-/// The owner reference of `object` to its controller of kind `O`, if it has one and is not
-/// being deleted (pure): the object a materializing controller made from an `O`.
-pub(crate) fn controller_of<O: Resource<DynamicType = ()>>(
-    object: &impl Resource,
-) -> Option<&OwnerReference> {
-    if object.meta().deletion_timestamp.is_some() {
-        return None;
-    }
-    object
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true) && o.kind == O::kind(&()))
-}
-
-/// Deletes `object`, made by a controller from an `O` (see [`controller_of`]), when that `O`
-/// is gone. The owner is read from the API server first: caches of different kinds may lag
-/// behind each other. The garbage collector would delete such objects too, but only once its
-/// discovery knows `O`'s kind (up to half a minute after a CRD is installed) and it is often
-/// busy: the objects a shadow stands for should go with it.
-pub(crate) async fn delete_orphan<O, K>(client: &Client, object: &K) -> Result<Outcome>
-where
-    O: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned,
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned,
-{
-    let Some(owner) = controller_of::<O>(object) else {
-        return Ok(Outcome::Unchanged);
-    };
-    let namespace = object.namespace().unwrap_or_default();
-    let name = object.name_any();
-    let live = Api::<O>::namespaced(client.clone(), &namespace)
-        .get_opt(&owner.name)
-        .await
-        .map_err(Error::kube(format!(
-            "reading {} {namespace}/{}",
-            O::kind(&()),
-            owner.name
-        )))?;
-    if live.is_some_and(|o| o.meta().uid.as_deref() == Some(owner.uid.as_str())) {
-        // Still there: the cache has not seen it yet.
-        return Ok(Outcome::Unchanged);
-    }
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: object.meta().uid.clone(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    match Api::<K>::namespaced(client.clone(), &namespace)
-        .delete(&name, &params)
-        .await
-    {
-        Ok(_) => {
-            debug!(kind = %K::kind(&()), %namespace, %name, owner = %O::kind(&()), "deleted: its owner is gone");
-            Ok(Outcome::Written)
-        }
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Outcome::Unchanged),
-        Err(e) => Err(Error::kube(format!(
-            "deleting {} {namespace}/{name}",
-            K::kind(&())
-        ))(e)),
     }
 }
 
@@ -236,33 +169,5 @@ impl NamespaceTasks {
             }
             None => false,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use k8s_openapi::api::core::v1::Pod;
-    use liqo_core::api::offloading::v1beta1::{ShadowEndpointSlice, ShadowPod};
-
-    #[test]
-    fn only_live_objects_controlled_by_the_kind_have_a_controller() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs"},
-                {"apiVersion": "offloading.liqo.io/v1beta1", "kind": "ShadowPod", "name": "web",
-                 "uid": "shadow", "controller": true},
-            ]},
-        }))
-        .unwrap();
-        assert_eq!(controller_of::<ShadowPod>(&pod).unwrap().uid, "shadow");
-        assert!(controller_of::<ShadowEndpointSlice>(&pod).is_none());
-        pod.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::now(),
-            ));
-        assert!(controller_of::<ShadowPod>(&pod).is_none(), "already going");
     }
 }

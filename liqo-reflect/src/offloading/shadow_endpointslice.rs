@@ -19,23 +19,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams, PostParams},
-    runtime::{
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    runtime::watcher,
 };
 use liqo_core::api::offloading::v1beta1::ShadowEndpointSlice;
 use liqo_core::labels::reflection::ENDPOINT_SLICE_MANAGED_BY_VALUE;
-use liqo_core::runtime::KeyedBackoff;
-use tokio::task::JoinSet;
-use tracing::info;
 
 use crate::forge::endpointslice::{ENDPOINT_SLICE_MANAGED_BY, materialize};
 use crate::{
     Error, Result,
-    metrics::ReflectorMetrics,
-    queue::Queue,
-    worker::{Handler, Outcome, delete_orphan, watch, work},
+    materialize::{self as materializing, Materializer, Watches},
+    worker::Outcome,
 };
 
 /// Server-side-apply field manager of the materialized EndpointSlices.
@@ -101,43 +94,23 @@ pub fn up_to_date(existing: &EndpointSlice, desired: &EndpointSlice) -> bool {
         && existing.ports.clone().unwrap_or_default() == desired.ports.clone().unwrap_or_default()
 }
 
-/// The controller's state: caches of the shadows and of the slices made from them (keys
-/// `namespace/name`, shared by a shadow and its slice).
-struct Slices {
-    client: Client,
-    shadows: Store<ShadowEndpointSlice>,
-    slices: Store<EndpointSlice>,
-    queue: Queue,
-    backoff: KeyedBackoff<String>,
-    metrics: Arc<ReflectorMetrics>,
-}
+/// The ShadowEndpointSlice materializer.
+struct Slices;
 
-impl Slices {
-    fn on_event<O: Resource>(&self, event: watcher::Event<O>) {
-        match event {
-            watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
-                let meta = o.meta();
-                self.queue.add(format!(
-                    "{}/{}",
-                    meta.namespace.as_deref().unwrap_or_default(),
-                    meta.name.as_deref().unwrap_or_default()
-                ));
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        }
-    }
+#[async_trait]
+impl Materializer for Slices {
+    type Shadow = ShadowEndpointSlice;
+    type Made = EndpointSlice;
+    const KIND: &'static str = "ShadowEndpointSlice";
 
-    async fn reconcile(&self, key: &str) -> Result<Outcome> {
+    async fn reconcile(
+        &self,
+        client: &Client,
+        key: &str,
+        shadow: Arc<ShadowEndpointSlice>,
+        existing: Option<Arc<EndpointSlice>>,
+    ) -> Result<Outcome> {
         let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-        let existing = self.slices.get(&ObjectRef::new(name).within(namespace));
-        let Some(shadow) = self.shadows.get(&ObjectRef::new(name).within(namespace)) else {
-            return match existing {
-                Some(slice) => {
-                    delete_orphan::<ShadowEndpointSlice, _>(&self.client, slice.as_ref()).await
-                }
-                None => Ok(Outcome::Unchanged),
-            };
-        };
         if shadow.metadata.deletion_timestamp.is_some() {
             return Ok(Outcome::Unchanged);
         }
@@ -147,7 +120,7 @@ impl Slices {
         if existing.as_deref().is_some_and(|e| up_to_date(e, &slice)) {
             return Ok(Outcome::Unchanged);
         }
-        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
         if existing.is_none() {
             // Not in the cache of ours: create it, and if the name is taken find out by whom.
             match api.create(&PostParams::default(), &slice).await {
@@ -184,28 +157,6 @@ impl Slices {
     }
 }
 
-#[async_trait]
-impl Handler for Slices {
-    fn describe(&self) -> String {
-        "ShadowEndpointSlice".to_owned()
-    }
-
-    async fn ready(&self) {
-        let _ = self.shadows.wait_until_ready().await;
-        let _ = self.slices.wait_until_ready().await;
-    }
-
-    async fn handle(&self, key: &str) -> Result<Outcome> {
-        self.reconcile(key).await
-    }
-
-    async fn report(&self, _key: &str, _error: &Error) {}
-
-    fn parts(&self) -> (&Queue, &KeyedBackoff<String>, &ReflectorMetrics) {
-        (&self.queue, &self.backoff, &self.metrics)
-    }
-}
-
 /// Runs the ShadowEndpointSlice controller until `shutdown` resolves.
 ///
 /// ```no_run
@@ -221,39 +172,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
-    let (shadow_store, shadow_writer) = reflector::store();
-    let (slice_store, slice_writer) = reflector::store();
-    let state = Arc::new(Slices {
-        client: client.clone(),
-        shadows: shadow_store,
-        slices: slice_store,
-        queue: Queue::new(Arc::new(ReflectorMetrics::default())),
-        backoff: KeyedBackoff::default(),
-        metrics: Arc::new(ReflectorMetrics::default()),
-    });
-    let mut tasks = JoinSet::new();
-    let (s1, s2) = (state.clone(), state.clone());
-    tasks.spawn(watch(
-        Api::<ShadowEndpointSlice>::all(client.clone()),
-        watcher::Config::default(),
-        shadow_writer,
-        move |event: watcher::Event<ShadowEndpointSlice>| s1.on_event(event),
-    ));
-    tasks.spawn(watch(
-        Api::<EndpointSlice>::all(client),
-        watcher::Config::default().labels(&format!(
+    let watches = Watches {
+        shadows: Api::<ShadowEndpointSlice>::all(client.clone()),
+        made: Api::<EndpointSlice>::all(client.clone()),
+        made_config: watcher::Config::default().labels(&format!(
             "{ENDPOINT_SLICE_MANAGED_BY}={ENDPOINT_SLICE_MANAGED_BY_VALUE}"
         )),
-        slice_writer,
-        move |event: watcher::Event<EndpointSlice>| s2.on_event(event),
-    ));
-    for _ in 0..config.workers.max(1) {
-        tasks.spawn(work(state.clone()));
-    }
-    info!("ShadowEndpointSlice controller running");
-    shutdown.await;
-    tasks.shutdown().await;
-    info!("ShadowEndpointSlice controller stopped");
+        slim: |_| {},
+    };
+    materializing::run(Slices, client, watches, config.workers, shutdown).await;
     Ok(())
 }
 
