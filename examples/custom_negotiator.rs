@@ -68,6 +68,7 @@ impl PeeringNegotiator for AllowList {
     async fn grant_slice(
         &self,
         slice: &ResourceSlice,
+        tenant: &Tenant,
         capacity: &SliceCapacity,
     ) -> Result<SliceGrant> {
         let cpu = slice
@@ -76,11 +77,11 @@ impl PeeringNegotiator for AllowList {
             .get("cpu")
             .map_or("4", |q| q.0.as_str());
         if liqo_auth::grant::parse_quantity(cpu)? > 2000 {
-            let mut grant = self.inner.grant_slice(slice, capacity).await?;
+            let mut grant = self.inner.grant_slice(slice, tenant, capacity).await?;
             grant.resources = Some(Err("this provider grants at most 2 CPUs per slice".into()));
             return Ok(grant);
         }
-        self.inner.grant_slice(slice, capacity).await
+        self.inner.grant_slice(slice, tenant, capacity).await
     }
     async fn renew(&self, request: RenewRequest) -> Result<AuthParams> {
         self.inner.renew(request).await

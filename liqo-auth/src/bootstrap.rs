@@ -114,6 +114,7 @@ pub async fn ensure_cluster(
         )
         .await
         .map_err(Error::kube("applying the peering-user Role"))?;
+    crate::policy::ensure(client).await?;
     Ok(keys)
 }
 

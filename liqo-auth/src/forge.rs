@@ -238,12 +238,17 @@ pub fn resource_slice(
 }
 
 /// `Quota <user>` (on the provider) next to the replicated slice, owned by it.
-pub fn quota(slice: &ResourceSlice, user: &str, resources: BTreeMap<String, Quantity>) -> Quota {
+pub fn quota(
+    slice: &ResourceSlice,
+    user: &str,
+    resources: BTreeMap<String, Quantity>,
+    enforcement: LimitsEnforcement,
+) -> Quota {
     let mut q = Quota::new(
         user,
         QuotaSpec {
             user: user.to_owned(),
-            limits_enforcement: Some(LimitsEnforcement::None),
+            limits_enforcement: Some(enforcement),
             resources,
             cordoned: None,
         },
@@ -349,8 +354,14 @@ const ALL_VERBS: &[&str] = &[
     "get", "list", "watch", "create", "update", "patch", "delete",
 ];
 
-/// ClusterRole `liqo-remote-controlplane` (Appendix B): renews, resourceslices and
-/// namespacemaps (with status), all verbs.
+/// Read-only verbs.
+const READ_VERBS: &[&str] = &["get", "list", "watch"];
+
+/// ClusterRole `liqo-remote-controlplane` (Appendix B): what a consumer's control-plane
+/// identity may do in its tenant namespace on the provider. It writes the specs of its
+/// ResourceSlices, NamespaceMaps and Renews; their status is the provider's answer (the
+/// resources granted, the namespaces created, the renewed certificate), so it may only read
+/// it: a consumer that could write `resourceslices/status` would grant itself resources.
 pub fn remote_controlplane_cluster_role() -> ClusterRole {
     ClusterRole {
         metadata: meta(
@@ -364,18 +375,19 @@ pub fn remote_controlplane_cluster_role() -> ClusterRole {
         rules: Some(vec![
             rule(
                 &["authentication.liqo.io"],
-                &[
-                    "renews",
-                    "renews/status",
-                    "resourceslices",
-                    "resourceslices/status",
-                ],
+                &["renews", "resourceslices"],
                 ALL_VERBS,
             ),
             rule(
+                &["authentication.liqo.io"],
+                &["renews/status", "resourceslices/status"],
+                READ_VERBS,
+            ),
+            rule(&["offloading.liqo.io"], &["namespacemaps"], ALL_VERBS),
+            rule(
                 &["offloading.liqo.io"],
-                &["namespacemaps", "namespacemaps/status"],
-                ALL_VERBS,
+                &["namespacemaps/status"],
+                READ_VERBS,
             ),
         ]),
         ..Default::default()
@@ -384,7 +396,9 @@ pub fn remote_controlplane_cluster_role() -> ClusterRole {
 
 /// ClusterRole `liqo-peering-user-tenant-ns` (bound in the tenant namespace of a peering user's
 /// consumer) and Role `liqo-peering-user-liqo-ns` (in the Liqo namespace): what `liqoctl peer`
-/// needs on the provider.
+/// needs on the provider. No Secret at all: the few a peering user must read are named in its
+/// own Role ([`peering_user_secrets_role`]); in the Liqo namespace (where the cluster's private
+/// key is) only ConfigMaps and the IPAM objects.
 pub fn peering_user_roles() -> (ClusterRole, Role) {
     let cr = ClusterRole {
         metadata: meta(
@@ -394,11 +408,6 @@ pub fn peering_user_roles() -> (ClusterRole, Role) {
         ),
         rules: Some(vec![
             rule(&[""], &["namespaces", "services"], &["get"]),
-            rule(
-                &[""],
-                &["secrets"],
-                &["create", "delete", "get", "list", "update", "patch"],
-            ),
             rule(&["apps"], &["deployments"], &["get"]),
             rule(
                 &["authentication.liqo.io"],
@@ -422,11 +431,6 @@ pub fn peering_user_roles() -> (ClusterRole, Role) {
                 &["create", "delete", "get", "list", "update", "patch"],
             ),
             rule(&["networking.liqo.io"], &["connections"], &["get", "list"]),
-            rule(
-                &["core.liqo.io"],
-                &["foreignclusters"],
-                &["get", "list", "delete"],
-            ),
         ]),
         ..Default::default()
     };
@@ -437,11 +441,31 @@ pub fn peering_user_roles() -> (ClusterRole, Role) {
             BTreeMap::new(),
         ),
         rules: Some(vec![
-            rule(&[""], &["configmaps", "secrets"], &["get", "list"]),
+            rule(&[""], &["configmaps"], &["get", "list"]),
             rule(&["ipam.liqo.io"], &["ips", "networks"], &["get", "list"]),
         ]),
     };
     (cr, role)
+}
+
+/// Role `liqo-peering-user-secrets` in `liqo-tenant-<consumer>` (on the provider): the only
+/// Secrets a peering user reads, by name: the nonce it must sign (written by the provider,
+/// never by the user: it may not create or change Secrets) and the key Secret of the gateway
+/// serving its consumer (for the gateway's public key).
+pub fn peering_user_secrets_role(consumer: &ClusterId) -> Role {
+    let mut r = rule(&[""], &["secrets"], &["get"]);
+    r.resource_names = Some(vec![
+        names::NONCE_SECRET.to_owned(),
+        format!("{consumer}-gw-keys"),
+    ]);
+    Role {
+        metadata: meta(
+            names::PEERING_USER_SECRETS_ROLE,
+            Some(&consumer.tenant_namespace()),
+            BTreeMap::new(),
+        ),
+        rules: Some(vec![r]),
+    }
 }
 
 /// RoleBinding `name` in `namespace` binding `cluster_role` (or a Role when `role_kind` is

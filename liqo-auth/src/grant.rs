@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 
 /// Amounts in thousandths of the base unit (millicores, milli-bytes, milli-pods), so that every
 /// Kubernetes quantity is exact.
-pub type Milli = i128;
+pub type Milli = liqo_core::quantity::Milli;
 
 /// What the default ResourceSlice class grants.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,81 +56,20 @@ impl Default for SharingPolicy {
     }
 }
 
-/// Parses a Kubernetes quantity (`500m`, `4`, `1.5`, `8Gi`, `1e3`, `10M`) into thousandths.
+/// Parses a Kubernetes quantity (`500m`, `4`, `1.5`, `8Gi`, `1e3`, `10M`) into thousandths
+/// ([`liqo_core::quantity::parse`]).
 ///
 /// # Errors
 ///
 /// [`Error::Quantity`] for anything else.
 pub fn parse_quantity(text: &str) -> Result<Milli> {
-    let bad = || Error::Quantity(text.to_owned(), "a Kubernetes quantity".to_owned());
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(t.len());
-    let (number, suffix) = t.split_at(split);
-    if number.is_empty() {
-        return Err(bad());
-    }
-    let (mult_num, mult_den): (i128, i128) = match suffix {
-        "" => (1, 1),
-        "m" => (1, 1000),
-        "k" => (1_000, 1),
-        "M" => (1_000_000, 1),
-        "G" => (1_000_000_000, 1),
-        "T" => (1_000_000_000_000, 1),
-        "P" => (1_000_000_000_000_000, 1),
-        "E" => (1_000_000_000_000_000_000, 1),
-        "Ki" => (1 << 10, 1),
-        "Mi" => (1 << 20, 1),
-        "Gi" => (1 << 30, 1),
-        "Ti" => (1 << 40, 1),
-        "Pi" => (1 << 50, 1),
-        "Ei" => (1 << 60, 1),
-        s if s.starts_with(['e', 'E']) => {
-            let exp: u32 = s[1..].parse().map_err(|_| bad())?;
-            (10i128.checked_pow(exp).ok_or_else(bad)?, 1)
-        }
-        _ => return Err(bad()),
-    };
-    let negative = number.starts_with('-');
-    let digits = number.trim_start_matches(['+', '-']);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int.is_empty() && frac.is_empty() {
-        return Err(bad());
-    }
-    let int: i128 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| bad())?
-    };
-    // Exact fixed point: value * 1000 * mult_num / mult_den, fraction digits included.
-    let frac_digits = frac.len() as u32;
-    let frac_value: i128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().map_err(|_| bad())?
-    };
-    let scale = 10i128.checked_pow(frac_digits).ok_or_else(bad)?;
-    let total_scaled = int
-        .checked_mul(scale)
-        .and_then(|v| v.checked_add(frac_value))
-        .ok_or_else(bad)?;
-    let milli = total_scaled
-        .checked_mul(1000)
-        .and_then(|v| v.checked_mul(mult_num))
-        .ok_or_else(bad)?
-        / scale
-        / mult_den;
-    Ok(if negative { -milli } else { milli })
+    liqo_core::quantity::parse(text)
+        .map_err(|_| Error::Quantity(text.to_owned(), "a Kubernetes quantity".to_owned()))
 }
 
 /// Formats thousandths as a quantity: whole units when exact (`4`), else millis (`500m`).
 pub fn format_milli(value: Milli) -> Quantity {
-    if value % 1000 == 0 {
-        Quantity((value / 1000).to_string())
-    } else {
-        Quantity(format!("{value}m"))
-    }
+    liqo_core::quantity::format_milli(value)
 }
 
 /// Sums resource maps (e.g. the allocatable of every node or the grants of every slice).

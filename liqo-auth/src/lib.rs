@@ -12,6 +12,7 @@
 //! | [`signer`] | signing CSRs through the Kubernetes CSR API |
 //! | [`kubeconfig`] | kubeconfigs of identities |
 //! | [`bootstrap`] | cluster id ConfigMap, keys Secret, ClusterRoles |
+//! | [`policy`] | admission policies binding Tenants to their tenant namespace and peering user |
 //! | [`controller`] | the controllers of both sides, the CRD replicator, ForeignCluster |
 //!
 //! The authentication API types live in [`liqo_core::api::authentication`].
@@ -50,6 +51,7 @@ pub mod grant;
 pub mod kubeconfig;
 pub mod names;
 pub mod negotiator;
+pub mod policy;
 pub mod renewal;
 pub mod signer;
 

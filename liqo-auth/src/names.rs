@@ -33,6 +33,10 @@ pub const REMOTE_CONTROLPLANE_CLUSTER_ROLE: &str = "liqo-remote-controlplane";
 pub const PEERING_USER_TENANT_CLUSTER_ROLE: &str = "liqo-peering-user-tenant-ns";
 /// Role, in the Liqo namespace, bound to peering users.
 pub const PEERING_USER_LIQO_ROLE: &str = "liqo-peering-user-liqo-ns";
+/// Role, in each tenant namespace with a peering user, naming the Secrets it may read.
+pub const PEERING_USER_SECRETS_ROLE: &str = "liqo-peering-user-secrets";
+/// Prefix of the user names of peering users (`liqo-peer-user-<consumer>-<random>`).
+pub const PEERING_USER_PREFIX: &str = "liqo-peer-user-";
 /// Field manager of the authentication controllers.
 pub const FIELD_MANAGER: &str = "liqo-authentication";
 /// Field manager of the CRD replicator.

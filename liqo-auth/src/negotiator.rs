@@ -58,12 +58,12 @@
 //!     async fn request_slice(&self, slice: ResourceSlice) -> Result<ResourceSlice> {
 //!         self.0.request_slice(slice).await
 //!     }
-//!     async fn grant_slice(&self, slice: &ResourceSlice, capacity: &SliceCapacity) -> Result<SliceGrant> {
+//!     async fn grant_slice(&self, slice: &ResourceSlice, tenant: &Tenant, capacity: &SliceCapacity) -> Result<SliceGrant> {
 //!         let cpu = slice.spec.resources.get("cpu").map(|q| q.0.as_str()).unwrap_or("0");
 //!         if liqo_auth::grant::parse_quantity(cpu)? > 2000 {
 //!             return Ok(SliceGrant::denied_resources("acme slices are limited to 2 CPUs"));
 //!         }
-//!         self.0.grant_slice(slice, capacity).await
+//!         self.0.grant_slice(slice, tenant, capacity).await
 //!     }
 //!     async fn renew(&self, request: RenewRequest) -> Result<AuthParams> {
 //!         self.0.renew(request).await
@@ -181,10 +181,14 @@ pub trait PeeringNegotiator: Send + Sync {
     /// Consumer: completes a ResourceSlice (consumer id, CSR of its identity).
     async fn request_slice(&self, slice: ResourceSlice) -> Result<ResourceSlice>;
 
-    /// Provider: authenticates a (replicated) ResourceSlice and grants or denies its resources.
+    /// Provider: authenticates a (replicated) ResourceSlice of the consumer `tenant` (its
+    /// accepted Tenant, bound to the slice's namespace) and grants or denies its resources.
+    /// The slice's CSR must be for the key the Tenant registered: a consumer signs slices
+    /// only with its own cluster key.
     async fn grant_slice(
         &self,
         slice: &ResourceSlice,
+        tenant: &Tenant,
         capacity: &SliceCapacity,
     ) -> Result<SliceGrant>;
 
@@ -358,6 +362,7 @@ impl PeeringNegotiator for DefaultNegotiator {
     async fn grant_slice(
         &self,
         slice: &ResourceSlice,
+        tenant: &Tenant,
         capacity: &SliceCapacity,
     ) -> Result<SliceGrant> {
         let class = slice
@@ -372,10 +377,26 @@ impl PeeringNegotiator for DefaultNegotiator {
             });
         }
         let name = slice.metadata.name.clone().unwrap_or_default();
+        let tenant_key = tenant
+            .spec
+            .public_key
+            .as_ref()
+            .filter(|k| !k.0.is_empty())
+            .map(|k| PublicKey::parse(&k.0))
+            .transpose()?;
         let authentication = match (slice.spec.consumer_cluster_id.as_deref(), &slice.spec.csr) {
+            (Some(consumer), _) if tenant.spec.cluster_id.as_deref() != Some(consumer) => {
+                Some(Err(format!(
+                    "the slice is for consumer {consumer} but was sent by {}",
+                    tenant.spec.cluster_id.as_deref().unwrap_or("<unknown>")
+                )))
+            }
+            (_, _) if tenant_key.is_none() => Some(Err(
+                "the consumer's Tenant registered no public key: authenticate again".to_owned(),
+            )),
             (Some(consumer), Some(csr)) if !csr.0.is_empty() => {
                 let cn = names::resource_slice_common_name(&name, consumer);
-                match crypto::check_csr_subject(&csr.0, &cn, consumer, None) {
+                match crypto::check_csr_subject(&csr.0, &cn, consumer, tenant_key.as_ref()) {
                     Ok(()) => Some(Ok(
                         self.auth_params(self.signer.sign(&cn, &csr.0).await?, None)
                     )),
@@ -516,7 +537,11 @@ mod tests {
         );
         gpu.metadata.namespace = Some("liqo-tenant-rome".into());
         let grant = provider
-            .grant_slice(&gpu, &SliceCapacity::default())
+            .grant_slice(
+                &gpu,
+                &Tenant::new("rome", Default::default()),
+                &SliceCapacity::default(),
+            )
             .await
             .unwrap();
         assert_eq!(grant.authentication, None);

@@ -24,6 +24,12 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A string is not a Kubernetes quantity.
+    #[error("invalid quantity {text:?}: expected a Kubernetes quantity such as 500m, 2, 1.5Gi")]
+    InvalidQuantity {
+        /// The rejected value.
+        text: String,
+    },
     /// No usable Kubernetes client configuration.
     #[error("{what}: {source}")]
     Kubeconfig {

@@ -20,6 +20,7 @@ pub mod api;
 pub mod error;
 pub mod ids;
 pub mod labels;
+pub mod quantity;
 pub mod runtime;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]

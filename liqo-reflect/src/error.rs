@@ -38,6 +38,10 @@ pub enum Error {
     /// A configuration or input is unusable (what to fix is in the message).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A tenant asked for something the provider's policy does not allow (what and why in
+    /// the message).
+    #[error("refused: {0}")]
+    Refused(String),
     /// The webhook server could not start (certificate or listener).
     #[error("webhook server: {0}")]
     Webhook(String),
@@ -63,6 +67,7 @@ impl Error {
             Self::Serialization { .. } => "SerializationError",
             Self::InvalidConfig(_) => "InvalidConfig",
             Self::Webhook(_) => "WebhookError",
+            Self::Refused(_) => "Refused",
             Self::Backend(_) => "BackendError",
         }
     }

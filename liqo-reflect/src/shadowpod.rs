@@ -70,6 +70,9 @@ pub enum Plan {
     Wait,
     /// A Pod with the name exists and is not controlled by the ShadowPod.
     Conflict,
+    /// The ShadowPod asks for what no tenant may run (see
+    /// [`pod_policy`](crate::offloading::pod_policy)): no Pod is created, whoever wrote it.
+    Refuse(String),
     /// Nothing to do (the ShadowPod is being deleted, or has no pod spec).
     Nothing,
 }
@@ -114,6 +117,17 @@ pub fn plan(shadow: &ShadowPod, pod: Option<&Pod>) -> Plan {
         return Plan::Nothing;
     }
     let Some(pod) = pod else {
+        // Checked as if the tenant created the Pod itself: the rules Pod Security admission
+        // does not cover (it checks the rest on the Pod, at the twin namespace's level).
+        if let Some(spec) = shadow.spec.pod.as_ref() {
+            let found = crate::offloading::pod_policy::violations(
+                spec,
+                crate::offloading::pod_policy::Level::Privileged,
+            );
+            if !found.is_empty() {
+                return Plan::Refuse(found.join("; "));
+            }
+        }
         return forge_pod(shadow).map_or(Plan::Nothing, |p| Plan::Create(Box::new(p)));
     };
     let controlled = pod
@@ -199,6 +213,9 @@ impl Materializer for Shadows {
                 self.written().insert(key.to_owned(), (uid, status.phase));
                 Ok(Outcome::Written)
             }
+            Plan::Refuse(why) => Err(Error::Refused(format!(
+                "ShadowPod {namespace}/{name}: {why}"
+            ))),
             Plan::Conflict => Err(Error::NotManaged {
                 kind: "Pod".to_owned(),
                 namespace: namespace.to_owned(),

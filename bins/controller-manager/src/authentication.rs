@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use liqo_auth::grant::SharingPolicy;
 use liqo_auth::signer::KubernetesSigner;
 use liqo_auth::{DefaultNegotiator, NegotiatorConfig, controller};
+use liqo_core::api::offloading::v1beta1::LimitsEnforcement;
 
 use crate::Shared;
 
@@ -36,6 +37,11 @@ pub(crate) struct AuthenticationArgs {
     /// signer's). They are renewed at two thirds of their lifetime.
     #[arg(long, value_parser = clap::value_parser!(u64).range(600..))]
     certificate_lifetime_seconds: Option<u64>,
+    /// How the resources granted to a consumer are enforced on its offloaded pods: Soft (their
+    /// requests and their number count against the grant), Hard (limits must equal requests,
+    /// and count) or None (not enforced; upstream's default).
+    #[arg(long, default_value = "Soft", value_parser = ["Hard", "Soft", "None"])]
+    default_limits_enforcement: String,
     /// How often every peering object is re-checked without events (seconds).
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
@@ -110,6 +116,11 @@ pub(crate) async fn run(
     config.networking_enabled = shared.networking_enabled;
     config.resync = Duration::from_secs(args.resync_seconds.max(1));
     config.cluster_labels = args.cluster_labels;
+    config.limits_enforcement = match args.default_limits_enforcement.as_str() {
+        "Hard" => LimitsEnforcement::Hard,
+        "None" => LimitsEnforcement::None,
+        _ => LimitsEnforcement::Soft,
+    };
     controller::run(
         shared.client,
         negotiator,

@@ -53,6 +53,11 @@ pub(crate) struct OffloadingArgs {
     /// --virtual-kubelet-arg=--node-ping-interval=5s.
     #[arg(long = "virtual-kubelet-arg", allow_hyphen_values = true)]
     virtual_kubelet_args: Vec<String>,
+    /// The Pod Security level consumers' twin namespaces enforce on this provider: baseline
+    /// (default), restricted, or privileged (trusted consumers only). The ShadowPod webhook
+    /// refuses what the level forbids, and Kubernetes' Pod Security admission checks the pods.
+    #[arg(long, default_value = "baseline", value_parser = ["privileged", "baseline", "restricted"])]
+    tenant_pod_security: String,
     /// Concurrent reconciles of the ShadowPod controller (upstream: 10; more keeps up with
     /// bursts of offloaded pods, see docs/performance.md).
     #[arg(long, default_value_t = liqo_reflect::shadowpod::DEFAULT_WORKERS)]
@@ -78,8 +83,13 @@ pub(crate) async fn run(
         ..shadowpod::Config::default()
     };
     let shadowpods = shadowpod::run(client.clone(), shadow_config, shutdown());
-    let namespace_maps =
-        namespace_map::run(client.clone(), namespace_map::Config::default(), shutdown());
+    let level = liqo_reflect::offloading::pod_policy::Level::parse(&args.tenant_pod_security)
+        .map_err(|e| anyhow::anyhow!("--tenant-pod-security: {e}"))?;
+    let namespace_maps = namespace_map::run(
+        client.clone(),
+        namespace_map::Config::with_pod_security(level),
+        shutdown(),
+    );
     let shadow_slices = shadow_endpointslice::run(
         client.clone(),
         shadow_endpointslice::Config::default(),

@@ -215,7 +215,12 @@ async fn baseline(consumer: &Cluster, provider: &Cluster, i: usize) -> Duration 
         .patch_status("x", &pp(), &Patch::Merge(&st))
         .await
         .unwrap();
-    let q = forge::quota(&replica, "x-user", Default::default());
+    let q = forge::quota(
+        &replica,
+        "x-user",
+        Default::default(),
+        liqo_core::api::offloading::v1beta1::LimitsEnforcement::Soft,
+    );
     Api::<Quota>::namespaced(pc.clone(), &pns)
         .create(&PostParams::default(), &q)
         .await

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
-use kube::api::Patch;
+use kube::api::{Patch, PostParams};
 use liqo_auth::kubeconfig::{KubeconfigParts, render};
 use liqo_auth::signer::KubernetesSigner;
 use liqo_auth::{ClusterKeys, crypto, forge, names};
@@ -56,7 +57,35 @@ pub(crate) async fn peering_user(provider: &Conn, consumer: &ClusterId) -> anyho
         (auth_keys::PEERING_USER_NAME.to_owned(), user.clone()),
     ]);
     let tenant_ns = consumer.tenant_namespace();
+    // The Secrets the user may read, by name; and the nonce it will sign, created here by the
+    // provider's administrator (the user may not create or change Secrets).
+    let secrets_role = forge::peering_user_secrets_role(consumer);
+    Api::<Role>::namespaced(provider.client.clone(), &tenant_ns)
+        .patch(
+            names::PEERING_USER_SECRETS_ROLE,
+            &field_manager(),
+            &Patch::Apply(&secrets_role),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "creating Role {} in {tenant_ns}",
+                names::PEERING_USER_SECRETS_ROLE
+            )
+        })?;
+    match Api::<Secret>::namespaced(provider.client.clone(), &tenant_ns)
+        .create(&PostParams::default(), &forge::nonce_secret(consumer))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("creating Secret {tenant_ns}/{}", names::NONCE_SECRET));
+        }
+    }
     for (ns, kind, role) in [
+        (tenant_ns.as_str(), "Role", names::PEERING_USER_SECRETS_ROLE),
         (
             tenant_ns.as_str(),
             "ClusterRole",

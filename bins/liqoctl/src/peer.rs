@@ -153,6 +153,17 @@ async fn peer_steps(
             {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
+                // A least-privilege peering user may not create Secrets: the provider's
+                // administrator created the nonce with the user (liqoctl generate peering-user).
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    if secrets.get_opt(names::NONCE_SECRET).await?.is_none() {
+                        bail!(
+                            "there is no nonce for {c} on {p} and this kubeconfig may not create \
+                             one: ask the administrator of {p} to run `liqoctl generate \
+                             peering-user --consumer-cluster-id {c}` again"
+                        );
+                    }
+                }
                 Err(e) => return Err(e).context(format!("creating Secret {p_ns}/liqo-nonce on {p}")),
             }
             wait_for(

@@ -23,6 +23,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+
+use liqo_core::api::offloading::v1beta1::LimitsEnforcement;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +71,10 @@ pub struct Config {
     /// status of the ResourceSlices it accepts (`status.nodeLabels`), which the consumer puts
     /// on the virtual node.
     pub cluster_labels: BTreeMap<String, String>,
+    /// How the Quota of each accepted ResourceSlice is enforced on the ShadowPods of its user
+    /// (upstream `--default-limits-enforcement`; liqo-rs defaults to `Soft`: the pods' requests
+    /// and their number count against the grant).
+    pub limits_enforcement: LimitsEnforcement,
 }
 
 impl std::fmt::Debug for Config {
@@ -94,6 +100,7 @@ impl Config {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             resync: Duration::from_secs(60),
             cluster_labels: BTreeMap::new(),
+            limits_enforcement: LimitsEnforcement::Soft,
         }
     }
 }

@@ -321,15 +321,21 @@ where
         .filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // No empty maps: the API server stores an empty `annotations: {}` as absent, so applying
+    // it again would be a change every time, and the replica's watch event would trigger this
+    // reconcile again: a write loop (about 33 writes a second per peering).
+    let mut metadata = serde_json::json!({
+        "name": name,
+        "namespace": p.remote_ns,
+        "labels": replica_labels(obj.labels(), &p.local_id),
+    });
+    if !annotations.is_empty() {
+        metadata["annotations"] = serde_json::json!(annotations);
+    }
     let replica = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": kind,
-        "metadata": {
-            "name": name,
-            "namespace": p.remote_ns,
-            "labels": replica_labels(obj.labels(), &p.local_id),
-            "annotations": annotations,
-        },
+        "metadata": metadata,
         // An empty spec (e.g. a NamespaceMap without mappings) must stay an object: the
         // CRD schema refuses null.
         "spec": value

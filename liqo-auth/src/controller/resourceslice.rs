@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -253,6 +253,17 @@ async fn provider(slice: &ResourceSlice, ctx: &Context) -> Result<Action> {
                 .map_err(Error::kube(format!("reading Tenant {ns}/{c}")))?,
             None => None,
         };
+        // The Tenant must be bound to this namespace (its owner's label), as the Tenant
+        // controller required before it accepted it.
+        let owner = Api::<Namespace>::all(ctx.client.clone())
+            .get_opt(&ns)
+            .await
+            .map_err(Error::kube(format!("reading namespace {ns}")))?
+            .and_then(|n| n.labels().get(labels::core::REMOTE_CLUSTER_ID).cloned());
+        let tenant = tenant.filter(|t| {
+            crate::policy::tenant_binding(t, owner.as_deref())
+                .is_ok_and(|c| Some(&c) == consumer.as_ref())
+        });
         let tenant_ok = tenant.as_ref().is_some_and(|t| {
             t.spec.tenant_condition == TenantCondition::Active
                 && t.status
@@ -276,9 +287,9 @@ async fn provider(slice: &ResourceSlice, ctx: &Context) -> Result<Action> {
                         .unwrap_or("<unknown>")
                 ),
             ));
-        } else {
+        } else if let Some(tenant) = tenant.as_ref() {
             let cap = capacity(ctx, slice).await?;
-            let grant = ctx.negotiator.grant_slice(slice, &cap).await?;
+            let grant = ctx.negotiator.grant_slice(slice, tenant, &cap).await?;
             match grant.authentication {
                 Some(Ok(p)) => {
                     auth_params = Some(p);
@@ -368,7 +379,12 @@ async fn provider(slice: &ResourceSlice, ctx: &Context) -> Result<Action> {
         && resources_accepted(slice)
     {
         let user = names::resource_slice_common_name(&name, consumer.as_str());
-        let quota = forge::quota(slice, &user, status.resources.clone());
+        let quota = forge::quota(
+            slice,
+            &user,
+            status.resources.clone(),
+            ctx.config.limits_enforcement,
+        );
         Api::<Quota>::namespaced(ctx.client.clone(), &ns)
             .patch(&user, &apply_params(), &Patch::Apply(&quota))
             .await

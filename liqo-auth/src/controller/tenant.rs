@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -108,15 +108,25 @@ async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {
         }
         return Ok(Action::await_change());
     }
-    let Some(consumer) = consumer else {
-        ctx.event(
-            tenant.as_ref(),
-            EventType::Warning,
-            "TenantRefused",
-            "spec.clusterID is missing or invalid".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
+    // The Tenant must speak for the cluster its namespace belongs to (the admission policy
+    // refuses anything else; checked again here before anything is issued).
+    let owner = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&ns)
+        .await
+        .map_err(Error::kube(format!("reading the namespace of {object}")))?
+        .and_then(|n| n.labels().get(core_keys::REMOTE_CLUSTER_ID).cloned());
+    let consumer = match crate::policy::tenant_binding(&tenant, owner.as_deref()) {
+        Ok(c) => c,
+        Err(why) => {
+            ctx.event(
+                tenant.as_ref(),
+                EventType::Warning,
+                "TenantRefused",
+                format!("{why}; nothing is issued"),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
     };
     if !tenant
         .finalizers()

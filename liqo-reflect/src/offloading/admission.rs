@@ -1,5 +1,7 @@
 //! The offloading webhooks over TLS: serves the decisions of [`webhook`](super::webhook)
-//! (`/mutate/pod`, `/validate/namespace-offloading`) with [`liqo_core::webhook`], and
+//! (`/mutate/pod`, `/validate/namespace-offloading`) and, on providers, of
+//! [`shadowpod_admission`](super::shadowpod_admission) (`/mutate/shadowpods`,
+//! `/validate/shadowpods`: what a tenant may run, within its quota) with [`liqo_core::webhook`], and
 //! registers them with the API server as upstream does (pods are mutated only in namespaces
 //! labelled `liqo.io/scheduling-enabled=true`, on CREATE; objects labelled
 //! `liqo.io/webhook-skip=true` are left alone).
@@ -33,11 +35,16 @@ use liqo_core::api::offloading::v1beta1::{NAMESPACE_OFFLOADING_NAME, NamespaceOf
 use liqo_core::labels;
 use liqo_core::webhook::{AdmissionRequest, AdmissionResponse, ServingCertificate, WebhookServer};
 
+use super::shadowpod_admission::{ShadowPodAdmission, creator_patch};
 use super::webhook::{mutate_pod, validate_namespace_offloading};
 use crate::{Error, Result};
 
 /// Path of the pod mutation.
 pub const MUTATE_POD_PATH: &str = "/mutate/pod";
+/// Path of the ShadowPod mutation (creator label).
+pub const MUTATE_SHADOWPOD_PATH: &str = "/mutate/shadowpods";
+/// Path of the ShadowPod validation (Pod Security level, quota).
+pub const VALIDATE_SHADOWPOD_PATH: &str = "/validate/shadowpods";
 /// Path of the NamespaceOffloading validation.
 pub const VALIDATE_NAMESPACE_OFFLOADING_PATH: &str = "/validate/namespace-offloading";
 /// Name of the MutatingWebhookConfiguration.
@@ -191,8 +198,19 @@ pub async fn serve(
     certificate: &ServingCertificate,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let shadowpods = std::sync::Arc::new(ShadowPodAdmission::default());
+    let shadow_client = client.clone();
     WebhookServer::new()
         .route(MUTATE_POD_PATH, move |req| admit_pod(client.clone(), req))
+        .route(MUTATE_SHADOWPOD_PATH, |req| async move {
+            let patch = creator_patch(&req);
+            AdmissionResponse::patch(&req, &patch)
+        })
+        .route(VALIDATE_SHADOWPOD_PATH, move |req| {
+            let shadowpods = shadowpods.clone();
+            let client = shadow_client.clone();
+            async move { shadowpods.validate(client, req).await }
+        })
         .route(VALIDATE_NAMESPACE_OFFLOADING_PATH, |req| async move {
             admit_namespace_offloading(&req)
         })
@@ -247,42 +265,76 @@ pub fn configurations(
     };
     let mutating = MutatingWebhookConfiguration {
         metadata: meta(MUTATING_CONFIGURATION),
-        webhooks: Some(vec![MutatingWebhook {
-            name: "pod.mutate.liqo.io".to_owned(),
-            admission_review_versions: vec!["v1".to_owned()],
-            client_config: client_config(options, &ca, MUTATE_POD_PATH),
-            failure_policy: Some(options.failure_policy.clone()),
-            side_effects: "None".to_owned(),
-            timeout_seconds: Some(10),
-            rules: Some(vec![rule("", "pods", &["CREATE"])]),
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    labels::offloading::SCHEDULING_ENABLED.to_owned(),
-                    labels::TRUE.to_owned(),
-                )])),
-                match_expressions: None,
-            }),
-            object_selector: Some(skip_selector()),
-            ..MutatingWebhook::default()
-        }]),
+        webhooks: Some(vec![
+            MutatingWebhook {
+                name: "pod.mutate.liqo.io".to_owned(),
+                admission_review_versions: vec!["v1".to_owned()],
+                client_config: client_config(options, &ca, MUTATE_POD_PATH),
+                failure_policy: Some(options.failure_policy.clone()),
+                side_effects: "None".to_owned(),
+                timeout_seconds: Some(10),
+                rules: Some(vec![rule("", "pods", &["CREATE"])]),
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        labels::offloading::SCHEDULING_ENABLED.to_owned(),
+                        labels::TRUE.to_owned(),
+                    )])),
+                    match_expressions: None,
+                }),
+                object_selector: Some(skip_selector()),
+                ..MutatingWebhook::default()
+            },
+            MutatingWebhook {
+                name: "shadowpod.mutate.liqo.io".to_owned(),
+                admission_review_versions: vec!["v1".to_owned()],
+                client_config: client_config(options, &ca, MUTATE_SHADOWPOD_PATH),
+                failure_policy: Some(options.failure_policy.clone()),
+                side_effects: "None".to_owned(),
+                timeout_seconds: Some(10),
+                rules: Some(vec![rule(
+                    "offloading.liqo.io",
+                    "shadowpods",
+                    &["CREATE", "UPDATE"],
+                )]),
+                // No liqo.io/webhook-skip opt-out: the label is what the quota counts.
+                ..MutatingWebhook::default()
+            },
+        ]),
     };
     let validating = ValidatingWebhookConfiguration {
         metadata: meta(VALIDATING_CONFIGURATION),
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "namespaceoffloading.validate.liqo.io".to_owned(),
-            admission_review_versions: vec!["v1".to_owned()],
-            client_config: client_config(options, &ca, VALIDATE_NAMESPACE_OFFLOADING_PATH),
-            failure_policy: Some(options.failure_policy.clone()),
-            side_effects: "None".to_owned(),
-            timeout_seconds: Some(10),
-            rules: Some(vec![rule(
-                "offloading.liqo.io",
-                "namespaceoffloadings",
-                &["CREATE", "UPDATE"],
-            )]),
-            object_selector: Some(skip_selector()),
-            ..ValidatingWebhook::default()
-        }]),
+        webhooks: Some(vec![
+            ValidatingWebhook {
+                name: "namespaceoffloading.validate.liqo.io".to_owned(),
+                admission_review_versions: vec!["v1".to_owned()],
+                client_config: client_config(options, &ca, VALIDATE_NAMESPACE_OFFLOADING_PATH),
+                failure_policy: Some(options.failure_policy.clone()),
+                side_effects: "None".to_owned(),
+                timeout_seconds: Some(10),
+                rules: Some(vec![rule(
+                    "offloading.liqo.io",
+                    "namespaceoffloadings",
+                    &["CREATE", "UPDATE"],
+                )]),
+                object_selector: Some(skip_selector()),
+                ..ValidatingWebhook::default()
+            },
+            ValidatingWebhook {
+                name: "shadowpod.validate.liqo.io".to_owned(),
+                admission_review_versions: vec!["v1".to_owned()],
+                client_config: client_config(options, &ca, VALIDATE_SHADOWPOD_PATH),
+                failure_policy: Some(options.failure_policy.clone()),
+                side_effects: "None".to_owned(),
+                timeout_seconds: Some(10),
+                rules: Some(vec![rule(
+                    "offloading.liqo.io",
+                    "shadowpods",
+                    &["CREATE", "UPDATE"],
+                )]),
+                // Tenants cannot opt out with liqo.io/webhook-skip: no object selector.
+                ..ValidatingWebhook::default()
+            },
+        ]),
     };
     (mutating, validating)
 }

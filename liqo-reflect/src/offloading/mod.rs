@@ -8,6 +8,8 @@
 //!   kubelets -> EndpointSlices of the reflected Services.
 //! - [`webhook`]: the pure admission decisions (pod mutation per `podOffloadingStrategy`,
 //!   NamespaceOffloading validation) for a webhook server.
+//! - [`pod_policy`]: what a tenant may run on a provider (Pod Security baseline, no
+//!   `nodeName` or system priority) and how much (its Quota), for the ShadowPod webhooks.
 //! - [`plan`]: the pure decisions of the controllers (remote names, cluster selection, status).
 //!
 //! The virtual kubelet then reflects each namespace whose mapping is `Accepted`
@@ -17,5 +19,7 @@ pub mod admission;
 pub mod namespace_map;
 pub mod namespace_offloading;
 pub mod plan;
+pub mod pod_policy;
 pub mod shadow_endpointslice;
+pub mod shadowpod_admission;
 pub mod webhook;

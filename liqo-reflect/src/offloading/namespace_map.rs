@@ -36,6 +36,7 @@ use liqo_core::{
 };
 use tracing::{info, warn};
 
+use super::pod_policy::Level;
 use crate::{Error, Result};
 
 /// ClusterRole bound, in each twin namespace, to the consumer's identity group.
@@ -126,18 +127,78 @@ pub async fn ensure_remote_cluster_role(client: &Client) -> Result<()> {
 
 /// Settings of the NamespaceMap controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Label selector of the NamespaceMaps to act on (default `liqo.io/replicated=true`: the
     /// replicas received from consumers).
     pub selector: String,
+    /// The Pod Security level twin namespaces enforce (labels
+    /// `pod-security.kubernetes.io/{enforce,warn,audit}`; default baseline).
+    pub pod_security: Level,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             selector: format!("{}={TRUE}", replication::REPLICATED),
+            pod_security: Level::Baseline,
         }
     }
+}
+
+impl Config {
+    /// The default settings with twin namespaces enforcing `level`.
+    #[must_use]
+    pub fn with_pod_security(level: Level) -> Self {
+        Self {
+            pod_security: level,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a consumer may not have a twin namespace called `name`, if it may not: names that are
+/// not namespace names, and names reserved to the provider (`default`, `kube-*`, `liqo`,
+/// `liqo-*`, which includes every tenant namespace `liqo-tenant-<id>`, present or future).
+///
+/// ```
+/// use liqo_reflect::offloading::namespace_map::refused_name;
+///
+/// assert!(refused_name("demo-rome").is_none());
+/// assert!(refused_name("liqo-tenant-naples").is_some());
+/// assert!(refused_name("kube-system").is_some());
+/// assert!(refused_name(&"a".repeat(64)).is_some());
+/// ```
+#[must_use]
+pub fn refused_name(name: &str) -> Option<String> {
+    if let Err(e) = liqo_core::ids::validate_namespace_name(name) {
+        return Some(e.to_string());
+    }
+    let reserved = name == "default"
+        || name == core::LIQO
+        || name.starts_with("kube-")
+        || name.starts_with("liqo-");
+    reserved.then(|| {
+        format!(
+            "namespace name {name} is reserved on the provider (default, kube-*, liqo, liqo-*): \
+             choose another remote name"
+        )
+    })
+}
+
+/// The cluster that owns the tenant namespace `namespace` (label `liqo.io/remote-cluster-id`,
+/// else the id in a `liqo-tenant-<id>` name): the only cluster a NamespaceMap in it may create
+/// twin namespaces for, whatever labels the replica carries.
+#[must_use]
+pub fn tenant_of(namespace: &Namespace) -> Option<String> {
+    namespace
+        .labels()
+        .get(core::REMOTE_CLUSTER_ID)
+        .cloned()
+        .or_else(|| {
+            liqo_core::ids::ClusterId::from_tenant_namespace(&namespace.name_any())
+                .map(|id| id.to_string())
+        })
 }
 
 /// The id written in the `liqo.io/managed-by-namespace-map` annotation: `<namespace>/<name>`.
@@ -155,8 +216,31 @@ pub fn origin(map: &NamespaceMap) -> Option<String> {
         .cloned()
 }
 
-/// The twin namespace for `original` in a map with id `id` from cluster `origin`.
-pub fn forge_namespace(name: &str, original: &str, id: &str, origin: &str) -> Namespace {
+/// The Pod Security labels of a twin namespace enforcing `level`.
+#[must_use]
+pub fn pod_security_labels(level: Level) -> BTreeMap<String, String> {
+    use liqo_core::labels::kubernetes as k8s;
+    [
+        k8s::POD_SECURITY_ENFORCE,
+        k8s::POD_SECURITY_WARN,
+        k8s::POD_SECURITY_AUDIT,
+    ]
+    .into_iter()
+    .map(|k| (k.to_owned(), level.as_str().to_owned()))
+    .collect()
+}
+
+/// The twin namespace for `original` in a map with id `id` from cluster `origin`, enforcing
+/// the Pod Security `level`.
+pub fn forge_namespace(
+    name: &str,
+    original: &str,
+    id: &str,
+    origin: &str,
+    level: Level,
+) -> Namespace {
+    let mut labels = pod_security_labels(level);
+    labels.insert(core::REMOTE_CLUSTER_ID.to_owned(), origin.to_owned());
     Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -167,7 +251,7 @@ pub fn forge_namespace(name: &str, original: &str, id: &str, origin: &str) -> Na
                 ]
                 .into(),
             ),
-            labels: Some([(core::REMOTE_CLUSTER_ID.to_owned(), origin.to_owned())].into()),
+            labels: Some(labels),
             ..ObjectMeta::default()
         },
         ..Namespace::default()
@@ -185,17 +269,23 @@ pub fn is_managed_by(namespace: &Namespace, id: &str) -> bool {
 struct Context {
     client: Client,
     backoff: KeyedBackoff<ObjectRef<NamespaceMap>>,
+    pod_security: Level,
 }
 
 /// Creates the namespace and its RoleBinding; `Ok(false)` when the name is taken.
 async fn ensure_namespace(
     ctx: &Context,
     map: &NamespaceMap,
+    origin: &str,
     original: &str,
     name: &str,
 ) -> Result<bool> {
     let id = map_id(map);
-    let origin = origin(map).unwrap_or_default();
+    let origin = origin.to_owned();
+    if let Some(why) = refused_name(name) {
+        warn!(namespace = %name, map = %id, "{why}");
+        return Ok(false);
+    }
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     let existing = namespaces
         .get_opt(name)
@@ -206,7 +296,7 @@ async fn ensure_namespace(
         None => match namespaces
             .create(
                 &PostParams::default(),
-                &forge_namespace(name, original, &id, &origin),
+                &forge_namespace(name, original, &id, &origin, ctx.pod_security),
             )
             .await
         {
@@ -228,6 +318,24 @@ async fn ensure_namespace(
     if namespace.metadata.deletion_timestamp.is_some() {
         // Re-created once the deletion completes.
         return Ok(false);
+    }
+    // Twin namespaces created before the provider enforced Pod Security, or with another
+    // level, are brought to the configured one.
+    let wanted = pod_security_labels(ctx.pod_security);
+    if wanted
+        .iter()
+        .any(|(k, v)| namespace.labels().get(k) != Some(v))
+    {
+        namespaces
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"labels": wanted}})),
+            )
+            .await
+            .map_err(Error::kube(format!(
+                "setting the Pod Security labels of namespace {name}"
+            )))?;
     }
     let binding_name = map.namespace().unwrap_or_default();
     let binding = RoleBinding {
@@ -337,9 +445,28 @@ async fn reconcile(map: Arc<NamespaceMap>, ctx: Arc<Context>) -> Result<Action> 
         .unwrap_or_default();
     let mut current: BTreeMap<String, RemoteNamespaceStatus> = BTreeMap::new();
     let mut first_error = None;
+    // The tenant is the owner of the namespace the map lives in, never what the replica's
+    // labels (written by the consumer) claim.
+    let tenant = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&map.namespace().unwrap_or_default())
+        .await
+        .map_err(Error::kube(format!(
+            "reading the namespace of NamespaceMap {id}"
+        )))?
+        .as_ref()
+        .and_then(tenant_of);
+    if let Some(claimed) = origin(&map)
+        && tenant.as_deref() != Some(claimed.as_str())
+    {
+        warn!(map = %id, %claimed, tenant = ?tenant, "NamespaceMap claims another origin: ignored");
+    }
+    let Some(tenant) = tenant.as_deref() else {
+        warn!(map = %id, "the namespace of the NamespaceMap belongs to no tenant (no liqo.io/remote-cluster-id label): ignored");
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    };
     if !deleting {
         for (original, remote) in &map.spec.desired_mapping {
-            let phase = match ensure_namespace(&ctx, &map, original, remote).await {
+            let phase = match ensure_namespace(&ctx, &map, tenant, original, remote).await {
                 Ok(true) => MappingPhase::Accepted,
                 Ok(false) => MappingPhase::CreationLoopBackOff,
                 Err(e) => {
@@ -450,6 +577,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         backoff: KeyedBackoff::default(),
+        pod_security: config.pod_security,
     });
     info!("NamespaceMap controller running");
     Controller::new(
@@ -476,7 +604,11 @@ mod tests {
         map.metadata.labels = Some([("liqo.io/originID".to_owned(), "rome".to_owned())].into());
         assert_eq!(map_id(&map), "liqo-tenant-rome/milan");
         assert_eq!(origin(&map).as_deref(), Some("rome"));
-        let ns = forge_namespace("demo-rome", "demo", &map_id(&map), "rome");
+        let ns = forge_namespace("demo-rome", "demo", &map_id(&map), "rome", Level::Baseline);
+        assert_eq!(
+            ns.labels()["pod-security.kubernetes.io/enforce"],
+            "baseline"
+        );
         assert_eq!(
             ns.annotations()["liqo.io/managed-by-namespace-map"],
             "liqo-tenant-rome/milan"
