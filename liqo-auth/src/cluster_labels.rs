@@ -79,52 +79,15 @@ pub fn node_labels_patch(
     Some(serde_json::Value::Object(patch))
 }
 
-/// A label name (the part after the optional prefix, or a value): at most 63 characters,
-/// alphanumerics, `-`, `_`, `.`, starting and ending with an alphanumeric.
-fn check_name(what: &str, s: &str) -> std::result::Result<(), String> {
-    if s.len() > 63 {
-        return Err(format!("{what} {s:?} is longer than 63 characters"));
-    }
-    let ok_inner = s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if !(ok_inner && ok_ends) {
-        return Err(format!(
-            "{what} {s:?} must be alphanumerics, '-', '_' or '.', starting and ending with an \
-             alphanumeric"
-        ));
-    }
-    Ok(())
-}
-
 fn check_key(key: &str) -> std::result::Result<(), String> {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if name.is_empty() {
+    if key.is_empty() || key.ends_with('/') {
         return Err("empty label key: write key=value".into());
     }
-    check_name("label key", name)?;
-    if let Some(p) = prefix {
-        let valid =
-            !p.is_empty() && p.len() <= 253 && p.split('.').all(liqo_core::ids::is_dns1123_label);
-        if !valid {
-            return Err(format!(
-                "label key prefix {p:?} must be a lowercase DNS subdomain (e.g. topology.liqo.io)"
-            ));
-        }
-    }
-    Ok(())
+    liqo_core::labels::validate_label_key(key).map_err(|e| e.to_string())
 }
 
 fn check_value(value: &str) -> std::result::Result<(), String> {
-    if value.is_empty() {
-        return Ok(());
-    }
-    check_name("label value", value)
+    liqo_core::labels::validate_label_value(value).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

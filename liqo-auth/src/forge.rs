@@ -266,6 +266,48 @@ pub fn quota(
     q
 }
 
+/// Whether a label key belongs to Kubernetes or Liqo themselves (`kubernetes.io/...`,
+/// `node-role.kubernetes.io/...`, `k8s.io/...`, `liqo.io/...`, `type`), which a provider may
+/// not set on a consumer's virtual node; `topology.kubernetes.io/*` (region, zone) and other
+/// subdomains of liqo.io (`topology.liqo.io/region`) are the cluster labels providers publish.
+pub fn is_reserved_node_label(key: &str) -> bool {
+    let Some((prefix, _)) = key.split_once('/') else {
+        return key == "type";
+    };
+    if prefix == "topology.kubernetes.io" {
+        return false;
+    }
+    prefix == "kubernetes.io"
+        || prefix.ends_with(".kubernetes.io")
+        || prefix == "k8s.io"
+        || prefix.ends_with(".k8s.io")
+        || prefix == "liqo.io"
+}
+
+/// The labels a provider published for its virtual node (`status.nodeLabels`), without the
+/// reserved ones ([`is_reserved_node_label`]): a provider cannot make the node claim to be
+/// another cluster, a physical node or a control-plane node.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let published = BTreeMap::from([
+///     ("topology.liqo.io/region".to_owned(), "south".to_owned()),
+///     ("topology.kubernetes.io/zone".to_owned(), "z1".to_owned()),
+///     ("liqo.io/remote-cluster-id".to_owned(), "rome".to_owned()),
+///     ("node-role.kubernetes.io/control-plane".to_owned(), "".to_owned()),
+///     ("kubernetes.io/hostname".to_owned(), "master".to_owned()),
+/// ]);
+/// let kept = liqo_auth::forge::provider_node_labels(&published);
+/// assert_eq!(kept.len(), 2);
+/// ```
+pub fn provider_node_labels(published: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    published
+        .iter()
+        .filter(|(k, _)| !is_reserved_node_label(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// `VirtualNode <slice>` (on the consumer) next to its slice, owned by it: cluster id,
 /// kubeconfig Secret of the slice's identity, quota = granted resources.
 pub fn virtual_node(
@@ -290,7 +332,7 @@ pub fn virtual_node(
             labels: slice
                 .status
                 .as_ref()
-                .map(|s| s.node_labels.clone())
+                .map(|s| provider_node_labels(&s.node_labels))
                 .unwrap_or_default(),
             ..Default::default()
         },

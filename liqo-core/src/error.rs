@@ -24,6 +24,14 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A string is not a valid label key or value.
+    #[error("{reason}")]
+    InvalidLabel {
+        /// The rejected key or value.
+        text: String,
+        /// What is wrong, in a sentence.
+        reason: String,
+    },
     /// A string is not a Kubernetes quantity.
     #[error("invalid quantity {text:?}: expected a Kubernetes quantity such as 500m, 2, 1.5Gi")]
     InvalidQuantity {

@@ -736,6 +736,80 @@ pub fn remote_cluster_id_from(labels: &BTreeMap<String, String>) -> Result<Optio
         .transpose()
 }
 
+/// A label name (the part after the optional prefix, or a value): at most 63 characters,
+/// alphanumerics, `-`, `_`, `.`, starting and ending with an alphanumeric.
+fn check_label_name(what: &str, s: &str) -> std::result::Result<(), String> {
+    if s.len() > 63 {
+        return Err(format!("{what} {s:?} is longer than 63 characters"));
+    }
+    let ok_inner = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !(ok_inner && ok_ends) {
+        return Err(format!(
+            "{what} {s:?} must be alphanumerics, '-', '_' or '.', starting and ending with an \
+             alphanumeric"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a label key as the API server does: an optional DNS-subdomain prefix and `/`, then a
+/// name of at most 63 characters.
+///
+/// ```
+/// use liqo_core::labels::validate_label_key;
+///
+/// assert!(validate_label_key("topology.liqo.io/region").is_ok());
+/// assert!(validate_label_key("Bad Key").is_err());
+/// assert!(validate_label_key("UPPER.case/x").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidLabel`](crate::Error::InvalidLabel) saying what is wrong.
+pub fn validate_label_key(key: &str) -> crate::Result<()> {
+    let invalid = |reason: String| crate::Error::InvalidLabel {
+        text: key.to_owned(),
+        reason,
+    };
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if name.is_empty() {
+        return Err(invalid("empty label key".into()));
+    }
+    check_label_name("label key", name).map_err(invalid)?;
+    if let Some(p) = prefix {
+        let valid =
+            !p.is_empty() && p.len() <= 253 && p.split('.').all(crate::ids::is_dns1123_label);
+        if !valid {
+            return Err(invalid(format!(
+                "label key prefix {p:?} must be a lowercase DNS subdomain (e.g. topology.liqo.io)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a label value (empty, or a label name).
+///
+/// # Errors
+///
+/// [`Error::InvalidLabel`](crate::Error::InvalidLabel) saying what is wrong.
+pub fn validate_label_value(value: &str) -> crate::Result<()> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    check_label_name("label value", value).map_err(|reason| crate::Error::InvalidLabel {
+        text: value.to_owned(),
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use kube::core::SelectorExt;

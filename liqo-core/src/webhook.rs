@@ -258,6 +258,15 @@ impl ServingCertificate {
     }
 
     fn tls_config(&self) -> Result<rustls::ServerConfig, WebhookError> {
+        self.tls_config_with_clients(None)
+    }
+
+    /// The TLS configuration; with `client_ca_pem`, clients must present a certificate
+    /// issued by one of its CAs (mutual TLS, as a kubelet requires of the API server).
+    fn tls_config_with_clients(
+        &self,
+        client_ca_pem: Option<&str>,
+    ) -> Result<rustls::ServerConfig, WebhookError> {
         use rustls::pki_types::pem::PemObject as _;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let err = |e: &dyn std::fmt::Display| WebhookError::Certificate(e.to_string());
@@ -265,14 +274,32 @@ impl ServingCertificate {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(&e))?;
         let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| err(&e))?;
-        rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err(&e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| err(&e))
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err(&e))?;
+        let builder = match client_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    roots.add(ca.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+                }
+                if roots.is_empty() {
+                    return Err(WebhookError::Certificate(
+                        "the client CA bundle holds no certificate".into(),
+                    ));
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| err(&e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        builder.with_single_cert(certs, key).map_err(|e| err(&e))
     }
 }
 
@@ -353,8 +380,55 @@ pub fn full_body(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// The user a verified client certificate names: its subject's common name, and its
+/// organizations as groups (the way kube-apiserver reads client certificates). Put in the
+/// request's extensions by [`serve_tls_authenticated`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The subject's common name.
+    pub user: String,
+    /// The subject's organizations.
+    pub groups: Vec<String>,
+}
+
+impl ClientIdentity {
+    /// Reads the identity of a DER certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::Certificate`] when it does not parse.
+    pub fn from_der(der: &[u8]) -> Result<Self, WebhookError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| WebhookError::Certificate(format!("client certificate: {e}")))?;
+        let subject = cert.subject();
+        let user = subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let groups = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_owned))
+            .collect();
+        Ok(Self { user, groups })
+    }
+}
+
+/// Limits of the HTTPS servers: what a client that never finishes, or sends too much, can
+/// hold. Webhook bodies are capped at [`MAX_BODY_BYTES`].
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a connection may take to send a request's headers (idle keep-alive included).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Connections served at once; more wait in the listen queue.
+const MAX_CONNECTIONS: usize = 512;
+/// The largest webhook request body read (kube-apiserver itself caps objects at 3 MiB).
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+
 /// Serves HTTPS (HTTP/1.1) on `listener` with `handler` until `shutdown` completes: the
-/// server under [`WebhookServer`], also used by the virtual kubelet's kubelet API.
+/// server under [`WebhookServer`]. A TLS handshake must end within 10 s and the headers of
+/// each request (an idle keep-alive connection included) arrive within 30 s; at most 512
+/// connections are served at once.
 ///
 /// # Errors
 ///
@@ -369,11 +443,54 @@ where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let mut tls = certificate.tls_config()?;
+    serve(listener, certificate.tls_config()?, handler, shutdown).await
+}
+
+/// Like [`serve_tls`], but every client must present a certificate issued by a CA of
+/// `client_ca_pem` (others fail the handshake); its [`ClientIdentity`] is in each request's
+/// extensions, for the handler to authorize. The virtual kubelet's kubelet API is served this
+/// way, as a kubelet is.
+///
+/// # Errors
+///
+/// [`WebhookError::Certificate`] when a certificate or the CA bundle cannot be loaded.
+pub async fn serve_tls_authenticated<F, Fut>(
+    listener: tokio::net::TcpListener,
+    certificate: &ServingCertificate,
+    client_ca_pem: &str,
+    handler: F,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WebhookError>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let tls = certificate.tls_config_with_clients(Some(client_ca_pem))?;
+    serve(listener, tls, handler, shutdown).await
+}
+
+async fn serve<F, Fut>(
+    listener: tokio::net::TcpListener,
+    mut tls: rustls::ServerConfig,
+    handler: F,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WebhookError>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return Ok(()),
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => return Ok(()),
             accepted = listener.accept() => match accepted {
@@ -387,18 +504,34 @@ where
         let acceptor = acceptor.clone();
         let handler = handler.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(tls) => tls,
-                Err(e) => {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "HTTPS server: TLS handshake failed");
                     return;
                 }
+                Err(_) => {
+                    tracing::debug!(%peer, "HTTPS server: TLS handshake timed out");
+                    return;
+                }
             };
-            let service = hyper::service::service_fn(move |req| {
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|der| ClientIdentity::from_der(der).ok());
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let handler = handler.clone();
+                if let Some(identity) = &identity {
+                    req.extensions_mut().insert(identity.clone());
+                }
                 async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
                 .with_upgrades()
                 .await
@@ -429,8 +562,17 @@ async fn handle(
             format!("no webhook at {}", req.uri().path()),
         );
     };
-    let body = match req.into_body().collect().await {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the review is larger than {MAX_BODY_BYTES} bytes"),
+            );
+        }
         Err(e) => return reply(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
     };
     let review: AdmissionReview = match serde_json::from_slice(&body) {

@@ -326,6 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn refuses_pods_no_tenant_may_run_whoever_wrote_the_shadow() {
+        let mut pinned = shadow();
+        if let Some(spec) = pinned.spec.pod.as_mut() {
+            spec.node_name = Some("control-plane".into());
+            spec.priority_class_name = Some("system-cluster-critical".into());
+        }
+        let Plan::Refuse(why) = plan(&pinned, None) else {
+            panic!("expected a refusal");
+        };
+        assert!(
+            why.contains("nodeName") && why.contains("system-cluster-critical"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn mirrors_the_phase_of_its_pod_only() {
         let Plan::Create(mut pod) = plan(&shadow(), None) else {
             panic!("expected a creation");

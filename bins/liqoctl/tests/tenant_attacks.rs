@@ -410,5 +410,88 @@ async fn a_tenant_cannot_impersonate_escalate_or_exceed_its_grant() {
         .collect();
     names_made.sort();
     assert_eq!(names_made, ["q1", "q2", "q3"]);
-    let _ = rome;
+
+    // 7. Cordon: milan's administrator stops new pods of naples; naples cannot undo it.
+    let admin_tenants = Api::<Tenant>::namespaced(milan.client(), &naples_ns);
+    let set_condition = |c: &'static str| serde_json::json!({"spec": {"tenantCondition": c}});
+    admin_tenants
+        .patch(
+            "naples",
+            &PatchParams::default(),
+            &Patch::Merge(set_condition("Cordoned")),
+        )
+        .await
+        .unwrap();
+    let quotas =
+        Api::<liqo_core::api::offloading::v1beta1::Quota>::namespaced(milan.client(), &naples_ns);
+    eventually("naples' Quota cordoned", WAIT, || async {
+        let q = quotas.list(&ListParams::default()).await.ok()?;
+        q.items
+            .iter()
+            .all(|q| q.spec.cordoned == Some(true))
+            .then_some(())
+            .filter(|()| !q.items.is_empty())
+    })
+    .await;
+    shadows.delete("q3", &Default::default()).await.unwrap();
+    refused(
+        shadows
+            .create(&PostParams::default(), &shadow_pod("q6", with_cpu("10m")))
+            .await,
+        &["cordoned"],
+    );
+    refused(
+        tenants
+            .patch(
+                "naples",
+                &PatchParams::default(),
+                &Patch::Merge(set_condition("Active")),
+            )
+            .await,
+        &["decided by the provider's administrator"],
+    );
+    refused(
+        tenants.delete("naples", &Default::default()).await,
+        &["only be removed by the provider's administrator"],
+    );
+
+    // 8. Drain: naples loses its slices, namespaces and pods, and its rights.
+    admin_tenants
+        .patch(
+            "naples",
+            &PatchParams::default(),
+            &Patch::Merge(set_condition("Drained")),
+        )
+        .await
+        .unwrap();
+    eventually("naples' twin namespace and pods gone", WAIT, || async {
+        let gone = Api::<Namespace>::all(milan.client())
+            .get_opt("attack")
+            .await
+            .ok()?
+            .is_none();
+        gone.then_some(())
+    })
+    .await;
+    refused(maps.get("milan").await, &["forbidden"]);
+    refused(
+        tenants
+            .patch(
+                "naples",
+                &PatchParams::default(),
+                &Patch::Merge(set_condition("Active")),
+            )
+            .await,
+        &["decided by the provider's administrator"],
+    );
+    // rome, the other tenant, is untouched.
+    assert!(
+        Api::<Tenant>::namespaced(milan.client(), &rome_id.tenant_namespace())
+            .get("rome")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.auth_params)
+            .is_some()
+    );
 }

@@ -320,3 +320,218 @@ async fn kubectl_logs_and_exec_on_offloaded_pods() {
         );
     }
 }
+
+/// curl against the kubelet API with an optional client certificate; (exit code, HTTP status
+/// line and body).
+fn curl(url: &str, cert: Option<(&std::path::Path, &std::path::Path)>) -> (i32, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sk", "--max-time", "20", "-w", "\nHTTP %{http_code}", url]);
+    if let Some((crt, key)) = cert {
+        cmd.arg("--cert").arg(crt).arg("--key").arg(key);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "curl {url} (cert: {}) -> {:?}: {text}",
+        cert.is_some(),
+        out.status.code()
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A client certificate for `user` in `group`, issued by the cluster's CA (as any user of the
+/// cluster could get one through the CSR API).
+fn client_cert(
+    dir: &std::path::Path,
+    user: &str,
+    group: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, csr, crt) = (
+        dir.join(format!("{user}.key")),
+        dir.join(format!("{user}.csr")),
+        dir.join(format!("{user}.crt")),
+    );
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    let subject = format!("/CN={user}/O={group}");
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        &subject,
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        dir.join("ca.crt").to_str().unwrap(),
+        "-CAkey",
+        dir.join("ca.key").to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    (crt, key)
+}
+
+/// The kubelet API authenticates and authorizes like a kubelet: no client certificate, no
+/// TLS session; a certificate of the cluster's CA for a user without `nodes/proxy` on the
+/// virtual node, 403; the API server's kubelet client certificate, the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_api_requires_an_authorized_client_certificate() {
+    let (rome, milan) = setup("lof-ka-rome", "lof-ka-milan", 1).await;
+    rome.create_namespace("demo").await.unwrap();
+    milan.create_namespace("demo-rome").await.unwrap();
+    accept_mapping(&rome.client(), "demo", "demo-rome").await;
+    let shutdown = Shutdown::new();
+    let _controller = tokio::spawn(shadowpod::run(
+        milan.client(),
+        shadowpod::Config::default(),
+        shutdown.wait_owned(),
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let _vk = rome
+        .daemon(
+            "lof-ka-virtual-kubelet",
+            env!("CARGO_BIN_EXE_liqo-virtual-kubelet"),
+            [
+                "--virtual-node-name",
+                NODE,
+                "--tenant-namespace",
+                TENANT_NS,
+                "--home-cluster-id",
+                "rome",
+                "--foreign-cluster-id",
+                "milan",
+                "--node-ip",
+                "127.0.0.1",
+                "--listen-port",
+                &port,
+            ],
+        )
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(rome.client(), "demo");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "nodeSelector": {"liqo.io/type": "virtual-node"},
+            "tolerations": [{"key": "virtual-node.liqo.io/not-allowed", "operator": "Exists", "effect": "NoExecute"}],
+            "containers": [{"name": "web", "image": "nginx"}],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually("the offloaded pod to be Running", WAIT, || async {
+        let p = pods.get("web").await.ok()?;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let url = format!("https://127.0.0.1:{port}/containerLogs/demo/web/web");
+    let server_up = eventually("the kubelet API listening", WAIT, || async {
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+            .ok()
+            .map(|_| ())
+    });
+    server_up.await;
+
+    // No client certificate: the handshake is refused, nothing is served.
+    let (code, text) = curl(&url, None);
+    assert_ne!(
+        code, 0,
+        "an anonymous client must not get an answer: {text}"
+    );
+    assert!(!text.contains("HTTP 200"), "{text}");
+
+    // A certificate of the cluster's CA, for a user with no right on the node.
+    let (crt, key) = client_cert(rome.dir(), "mallory", "developers");
+    let (code, text) = curl(&url, Some((&crt, &key)));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("HTTP 403"), "{text}");
+    assert!(
+        text.contains("Forbidden (user=mallory, verb=get, resource=nodes, subresource=proxy)"),
+        "{text}"
+    );
+
+    // The API server's own kubelet client certificate is authorized.
+    let (code, text) = curl(
+        &url,
+        Some((
+            &rome.dir().join("apiserver-kubelet-client.crt"),
+            &rome.dir().join("apiserver-kubelet-client.key"),
+        )),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("HTTP 200"), "{text}");
+    assert!(
+        text.contains(liqo_testenv::KWOK_CONTAINER_LOG_LINES[0]),
+        "{text}"
+    );
+
+    // A certificate of another CA is refused at the handshake.
+    let other = tempdir_with_ca(rome.dir());
+    let (crt, key) = client_cert(&other, "admin", "system:masters");
+    let (code, text) = curl(&url, Some((&crt, &key)));
+    assert_ne!(
+        code, 0,
+        "a certificate of a foreign CA must not be accepted: {text}"
+    );
+}
+
+/// A directory with a fresh self-signed CA (ca.crt, ca.key) unrelated to the cluster's.
+fn tempdir_with_ca(base: &std::path::Path) -> std::path::PathBuf {
+    let dir = base.join("foreign-ca");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            dir.join("ca.key").to_str().unwrap(),
+            "-out",
+            dir.join("ca.crt").to_str().unwrap(),
+            "-subj",
+            "/CN=foreign-ca",
+            "-days",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt as _};
 use liqo_core::api::authentication::v1beta1::{
@@ -35,9 +36,26 @@ use crate::{cluster_labels, forge, grant, names, renewal};
 pub(super) async fn run(ctx: Arc<Context>, shutdown: ShutdownFuture) {
     let api = Api::<ResourceSlice>::all(ctx.client.clone());
     let identities = Api::<Identity>::all(ctx.client.clone());
+    let tenants = Api::<Tenant>::all(ctx.client.clone());
+    let controller = Controller::new(api, watcher::Config::default());
+    // A Tenant cordoned, drained or made active again: its slices' Quotas follow.
+    let slices = controller.store();
     drain(
-        Controller::new(api, watcher::Config::default())
+        controller
             .owns(identities, watcher::Config::default())
+            .watches(
+                tenants,
+                watcher::Config::default(),
+                move |tenant: Tenant| {
+                    let ns = tenant.namespace();
+                    slices
+                        .state()
+                        .into_iter()
+                        .filter(|s| s.namespace() == ns && forge::is_replica(&s.metadata))
+                        .map(|s| ObjectRef::from_obj(s.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
             .graceful_shutdown_on(shutdown)
             .run(
                 reconcile,
@@ -379,12 +397,24 @@ async fn provider(slice: &ResourceSlice, ctx: &Context) -> Result<Action> {
         && resources_accepted(slice)
     {
         let user = names::resource_slice_common_name(&name, consumer.as_str());
-        let quota = forge::quota(
+        let mut quota = forge::quota(
             slice,
             &user,
             status.resources.clone(),
             ctx.config.limits_enforcement,
         );
+        // Cordoned (the slice, or its whole tenant): no new pods are admitted.
+        let tenant_condition = Api::<Tenant>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(consumer.as_str())
+            .await
+            .map_err(Error::kube(format!("reading Tenant {ns}/{consumer}")))?
+            .map(|t| t.spec.tenant_condition);
+        let cordoned = slice
+            .annotations()
+            .get(auth_keys::CORDON)
+            .is_some_and(|v| v == labels::TRUE)
+            || tenant_condition != Some(TenantCondition::Active);
+        quota.spec.cordoned = cordoned.then_some(true);
         Api::<Quota>::namespaced(ctx.client.clone(), &ns)
             .patch(&user, &apply_params(), &Patch::Apply(&quota))
             .await

@@ -12,7 +12,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt as _};
-use liqo_core::api::authentication::v1beta1::{Tenant, TenantCondition};
+use liqo_core::api::authentication::v1beta1::{ResourceSlice, Tenant, TenantCondition};
+use liqo_core::api::offloading::v1beta1::NamespaceMap;
 use liqo_core::ids::ClusterId;
 use liqo_core::labels::{self, core as core_keys, kubernetes as k8s_keys};
 
@@ -139,7 +140,10 @@ async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {
         return Ok(Action::requeue(Duration::ZERO));
     }
 
-    // Drained tenants lose their permissions (upstream unbinds the cluster roles).
+    // Drained tenants lose their permissions (upstream unbinds the cluster roles) and what
+    // they were given: their replicated ResourceSlices (and so their Quotas and identities)
+    // and NamespaceMaps (whose twin namespaces, with their pods and the consumer's data-plane
+    // RoleBindings, the NamespaceMap controller deletes).
     if tenant.spec.tenant_condition == TenantCondition::Drained {
         match bindings
             .delete(&binding_name(&consumer), &DeleteParams::default())
@@ -148,6 +152,52 @@ async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {
             Ok(_) => {}
             Err(e) if is_404(&e) => {}
             Err(e) => return Err(Error::kube(format!("unbinding {object}"))(e)),
+        }
+        let replicas = kube::api::ListParams::default().labels(&format!(
+            "{}={}",
+            labels::replication::REPLICATED,
+            labels::TRUE
+        ));
+        let slices = Api::<ResourceSlice>::namespaced(ctx.client.clone(), &ns);
+        let maps = Api::<NamespaceMap>::namespaced(ctx.client.clone(), &ns);
+        let drained = slices
+            .list(&replicas)
+            .await
+            .map_err(Error::kube(format!(
+                "listing the ResourceSlices of {object}"
+            )))?
+            .items
+            .len()
+            + maps
+                .list(&replicas)
+                .await
+                .map_err(Error::kube(format!(
+                    "listing the NamespaceMaps of {object}"
+                )))?
+                .items
+                .len();
+        if drained > 0 {
+            slices
+                .delete_collection(&DeleteParams::default(), &replicas)
+                .await
+                .map_err(Error::kube(format!(
+                    "draining the ResourceSlices of {object}"
+                )))?;
+            maps.delete_collection(&DeleteParams::default(), &replicas)
+                .await
+                .map_err(Error::kube(format!(
+                    "draining the NamespaceMaps of {object}"
+                )))?;
+            ctx.event(
+                tenant.as_ref(),
+                EventType::Normal,
+                "TenantDrained",
+                format!(
+                    "{consumer} drained: its ResourceSlices and NamespaceMaps are deleted, with \
+                     the namespaces and pods they gave it"
+                ),
+            )
+            .await;
         }
         return Ok(Action::requeue(ctx.config.resync));
     }

@@ -60,15 +60,9 @@ pub fn remote_cluster_role() -> k8s_openapi::api::rbac::v1::ClusterRole {
         verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
         ..PolicyRule::default()
     };
+    // Upstream's verbs: no deletecollection.
     const CRUD: &[&str] = &[
-        "get",
-        "list",
-        "watch",
-        "create",
-        "update",
-        "patch",
-        "delete",
-        "deletecollection",
+        "get", "list", "watch", "create", "update", "patch", "delete",
     ];
     ClusterRole {
         metadata: kube::api::ObjectMeta {
@@ -98,7 +92,8 @@ pub fn remote_cluster_role() -> k8s_openapi::api::rbac::v1::ClusterRole {
             rule(&["networking.k8s.io"], &["ingresses"], CRUD),
             rule(
                 &["offloading.liqo.io"],
-                &["shadowendpointslices", "shadowpods", "shadowpods/status"],
+                // Not shadowpods/status: the phase is the provider's report.
+                &["shadowendpointslices", "shadowpods"],
                 CRUD,
             ),
         ]),
@@ -159,12 +154,13 @@ impl Config {
 
 /// Why a consumer may not have a twin namespace called `name`, if it may not: names that are
 /// not namespace names, and names reserved to the provider (`default`, `kube-*`, `liqo`,
-/// `liqo-*`, which includes every tenant namespace `liqo-tenant-<id>`, present or future).
+/// `liqo-storage`, and every tenant namespace `liqo-tenant-<id>`, present or future).
 ///
 /// ```
 /// use liqo_reflect::offloading::namespace_map::refused_name;
 ///
 /// assert!(refused_name("demo-rome").is_none());
+/// assert!(refused_name("liqo-demo").is_none());
 /// assert!(refused_name("liqo-tenant-naples").is_some());
 /// assert!(refused_name("kube-system").is_some());
 /// assert!(refused_name(&"a".repeat(64)).is_some());
@@ -176,12 +172,13 @@ pub fn refused_name(name: &str) -> Option<String> {
     }
     let reserved = name == "default"
         || name == core::LIQO
+        || name == "liqo-storage"
         || name.starts_with("kube-")
-        || name.starts_with("liqo-");
+        || name.starts_with("liqo-tenant-");
     reserved.then(|| {
         format!(
-            "namespace name {name} is reserved on the provider (default, kube-*, liqo, liqo-*): \
-             choose another remote name"
+            "namespace name {name} is reserved on the provider (default, kube-*, liqo, \
+             liqo-storage, liqo-tenant-*): choose another remote name"
         )
     })
 }

@@ -261,10 +261,24 @@ async fn reconcile(nso: Arc<NamespaceOffloading>, ctx: Arc<Context>) -> Result<A
     let remote_name = match remote_name {
         Ok(name) => name,
         Err(message) => {
+            let selected: Vec<String> = clusters
+                .iter()
+                .filter(|(_, nodes)| {
+                    nodes.iter().any(|(labels, _)| {
+                        plan::selector_matches(nso.spec.cluster_selector.as_ref(), labels)
+                    })
+                })
+                .map(|(id, _)| id.to_string())
+                .collect();
+            let conditions = plan::invalid_name_conditions(
+                &selected,
+                &format!("{message}: choose a shorter namespace name or the SelectedName strategy"),
+                k8s_openapi::jiff::Timestamp::now(),
+            );
             let status = serde_json::json!({"status": {
                 "offloadingPhase": "AllFailed",
                 "remoteNamespaceName": null,
-                "remoteNamespacesConditions": {},
+                "remoteNamespacesConditions": conditions,
                 "observedGeneration": nso.metadata.generation,
             }});
             api.patch_status(

@@ -152,6 +152,43 @@ fn remote_condition(
     }
 }
 
+/// The conditions of the clusters `selected` when the remote namespace name is invalid
+/// (`message` says why): `OffloadingRequired` True and `Ready` False with reason
+/// `InvalidRemoteName`, so the status says what is wrong instead of only `AllFailed`.
+#[must_use]
+pub fn invalid_name_conditions(
+    selected: &[String],
+    message: &str,
+    now: Timestamp,
+) -> BTreeMap<String, Vec<RemoteNamespaceCondition>> {
+    selected
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                vec![
+                    remote_condition(
+                        RemoteNamespaceConditionType::OffloadingRequired,
+                        true,
+                        "ClusterSelected",
+                        "the cluster is selected by the clusterSelector".to_owned(),
+                        None,
+                        now,
+                    ),
+                    remote_condition(
+                        RemoteNamespaceConditionType::Ready,
+                        false,
+                        "InvalidRemoteName",
+                        message.to_owned(),
+                        None,
+                        now,
+                    ),
+                ],
+            )
+        })
+        .collect()
+}
+
 /// The status of a NamespaceOffloading: per cluster, `OffloadingRequired` (selected or not)
 /// and `Ready` (the remote namespace is `Accepted`); `offloadingPhase` = `NoClusterSelected`,
 /// `Ready` (all selected ready), `AllFailed` / `SomeFailed` (mappings in

@@ -182,6 +182,15 @@ pub fn validate_namespace_offloading(
             "namespaceMappingStrategy SelectedName needs spec.remoteNamespaceName".to_owned(),
         );
     }
+    if new.spec.namespace_mapping_strategy == NamespaceMappingStrategy::SelectedName
+        && let Some(remote) = new.spec.remote_namespace_name.as_deref()
+        && let Err(e) = liqo_core::ids::validate_namespace_name(remote)
+    {
+        return Err(format!("spec.remoteNamespaceName: {e}"));
+    }
+    if let Some(selector) = &new.spec.cluster_selector {
+        validate_cluster_selector(selector)?;
+    }
     if let Some(old) = old {
         if old.spec.namespace_mapping_strategy != new.spec.namespace_mapping_strategy {
             return Err(format!(
@@ -199,10 +208,86 @@ pub fn validate_namespace_offloading(
     Ok(())
 }
 
+/// Checks a `clusterSelector` as the API server checks a pod's node affinity: known
+/// operators, valid label keys, values where the operator needs them (and none where it does
+/// not), one integer for `Gt`/`Lt`. An invalid selector would otherwise silently select no
+/// cluster.
+///
+/// # Errors
+///
+/// A message naming the term, the key and what is wrong.
+pub fn validate_cluster_selector(
+    selector: &k8s_openapi::api::core::v1::NodeSelector,
+) -> Result<(), String> {
+    for (i, term) in selector.node_selector_terms.iter().enumerate() {
+        for (kind, requirements) in [
+            ("matchExpressions", term.match_expressions.as_deref()),
+            ("matchFields", term.match_fields.as_deref()),
+        ] {
+            for r in requirements.unwrap_or_default() {
+                let at = format!("clusterSelector.nodeSelectorTerms[{i}].{kind} {:?}", r.key);
+                if let Err(e) = liqo_core::labels::validate_label_key(&r.key) {
+                    return Err(format!("{at}: {e}"));
+                }
+                let values = r.values.as_deref().unwrap_or_default();
+                match r.operator.as_str() {
+                    "In" | "NotIn" if values.is_empty() => {
+                        return Err(format!("{at}: operator {} needs values", r.operator));
+                    }
+                    "Exists" | "DoesNotExist" if !values.is_empty() => {
+                        return Err(format!("{at}: operator {} takes no values", r.operator));
+                    }
+                    "Gt" | "Lt" if values.len() != 1 || values[0].parse::<i64>().is_err() => {
+                        return Err(format!(
+                            "{at}: operator {} needs exactly one integer value",
+                            r.operator
+                        ));
+                    }
+                    "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
+                    other => {
+                        return Err(format!(
+                            "{at}: unknown operator {other:?} (use In, NotIn, Exists, \
+                             DoesNotExist, Gt or Lt)"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use liqo_core::api::offloading::v1beta1::NamespaceOffloadingSpec;
+
+    #[test]
+    fn invalid_cluster_selectors_are_refused() {
+        let with = |expr: serde_json::Value| {
+            let mut o = NamespaceOffloading::new("offloading", NamespaceOffloadingSpec::default());
+            o.spec.cluster_selector = Some(
+                serde_json::from_value(
+                    json!({"nodeSelectorTerms": [{"matchExpressions": [expr]}]}),
+                )
+                .unwrap(),
+            );
+            validate_namespace_offloading(&o, None)
+        };
+        assert!(
+            with(json!({"key": "topology.liqo.io/region", "operator": "In", "values": ["south"]}))
+                .is_ok()
+        );
+        let e = with(json!({"key": "region", "operator": "Matches", "values": ["x"]})).unwrap_err();
+        assert!(e.contains("unknown operator \"Matches\""), "{e}");
+        assert!(with(json!({"key": "bad key!", "operator": "Exists"})).is_err());
+        assert!(
+            with(json!({"key": "region", "operator": "In"}))
+                .unwrap_err()
+                .contains("needs values")
+        );
+        assert!(with(json!({"key": "region", "operator": "Gt", "values": ["x"]})).is_err());
+    }
     use serde_json::json;
 
     fn pod(extra: serde_json::Value) -> Pod {

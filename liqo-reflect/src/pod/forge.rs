@@ -244,11 +244,19 @@ impl Restarts {
 }
 
 /// Translates a remote pod IP into the local view: through `cidrs` when it falls in one of
-/// the provider's (remapped) CIDRs, unchanged otherwise.
-pub fn remap_ip(ip: &str, cidrs: &RemoteCidrs) -> String {
+/// the provider's CIDRs. With the network fabric (`cidrs` known), an address outside them is
+/// dropped (`None`): a provider reports its pods' addresses, and may not point the consumer's
+/// Services at anything else (its own API server, say). Without the fabric (no CIDRs) it is
+/// kept as it is.
+pub fn remap_ip(ip: &str, cidrs: &RemoteCidrs) -> Option<String> {
+    let known = cidrs.mappings().next().is_some();
     match ip.parse::<IpAddr>() {
-        Ok(addr) => cidrs.to_remapped(addr).unwrap_or(addr).to_string(),
-        Err(_) => ip.to_owned(),
+        Ok(addr) => match cidrs.to_remapped(addr) {
+            Some(local) => Some(local.to_string()),
+            None if known => None,
+            None => Some(addr.to_string()),
+        },
+        Err(_) => None,
     }
 }
 
@@ -264,14 +272,15 @@ pub fn local_pod_status(
     restarts: &Restarts,
 ) -> PodStatus {
     let mut status = remote.status.clone().unwrap_or_default();
-    status.pod_ip = status.pod_ip.as_deref().map(|ip| remap_ip(ip, cidrs));
-    status.pod_ips = status.pod_ips.map(|ips| {
-        ips.into_iter()
-            .map(|ip| PodIP {
-                ip: remap_ip(&ip.ip, cidrs),
-            })
-            .collect()
-    });
+    status.pod_ip = status.pod_ip.as_deref().and_then(|ip| remap_ip(ip, cidrs));
+    status.pod_ips = status
+        .pod_ips
+        .map(|ips| {
+            ips.into_iter()
+                .filter_map(|ip| remap_ip(&ip.ip, cidrs).map(|ip| PodIP { ip }))
+                .collect::<Vec<_>>()
+        })
+        .filter(|ips| !ips.is_empty());
     status.host_ip = Some(node_ip.to_string());
     status.host_ips = Some(vec![k8s_openapi::api::core::v1::HostIP {
         ip: node_ip.to_string(),
@@ -590,8 +599,23 @@ mod tests {
         assert_eq!(status.pod_ips.unwrap()[0].ip, "10.71.3.4");
         assert_eq!(status.host_ip.as_deref(), Some("192.168.1.9"));
         assert_eq!(status.container_statuses.unwrap()[0].restart_count, 2);
-        // Outside the remapped CIDRs: unchanged.
-        assert_eq!(remap_ip("192.168.0.1", &cidrs()), "192.168.0.1");
+        // Outside the provider's CIDRs: dropped (a provider cannot point Services elsewhere).
+        assert_eq!(remap_ip("192.168.0.1", &cidrs()), None);
+        let forged = remote_pod("r1", "127.0.0.1", 0);
+        let status = local_pod_status(
+            &local,
+            &forged,
+            &cidrs(),
+            "192.168.1.9".parse().unwrap(),
+            &restarts,
+        );
+        assert_eq!(status.pod_ip, None);
+        assert_eq!(status.pod_ips, None);
+        // Without the network fabric the address is all there is: kept.
+        assert_eq!(
+            remap_ip("10.0.3.4", &RemoteCidrs::default()).as_deref(),
+            Some("10.0.3.4")
+        );
     }
 
     #[test]

@@ -19,22 +19,39 @@
 //!   stdin (0), stdout (1), stderr (2), the final Status with the exit code (3), terminal
 //!   resize (4) and, in v5, the client's end of stdin (255).
 //!
+//! **Authentication and authorization**, as the kubelet does them (`--anonymous-auth=false`,
+//! `--authorization-mode=Webhook`): every client must present a certificate issued by the
+//! home cluster's client CA (the API server uses its kubelet client certificate), and each
+//! request is authorized with a `SubjectAccessReview` for its user and groups on the virtual
+//! Node: `nodes/proxy` for exec, attach, logs of containers, port-forward and run,
+//! `nodes/log`, `nodes/stats` and `nodes/metrics` for those paths; the HTTP method gives the
+//! verb (GET `get`, POST `create`, ...). Decisions are cached (allowed 5 minutes, denied 30 s,
+//! as the kubelet). Refusals are a `metav1.Status` 403 naming what was missing.
+//!
 //! Errors before the session starts (the namespace is not offloaded, the twin does not
 //! exist, the provider refuses) are answered with a `metav1.Status` body that kubectl prints
 //! as `Error from server (...)`; they never leave the client waiting. `portForward`, `run`,
 //! stats and metrics are answered 501 (not implemented).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use http_body_util::BodyExt as _;
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use kube::{Api, Client};
 use liqo_core::api::offloading::v1beta1::NamespaceMap;
-use liqo_core::webhook::{Body, ServingCertificate, full_body, serve_tls};
+use liqo_core::webhook::{
+    Body, ClientIdentity, ServingCertificate, full_body, serve_tls_authenticated,
+};
 
 use super::accepted_pairs;
 use super::exec::{self, StreamKind};
@@ -51,7 +68,45 @@ pub struct KubeletApi {
     home: Client,
     remote: Client,
     tenant_namespace: String,
+    node_name: String,
+    decisions: Arc<Mutex<HashMap<Attributes, (bool, Instant)>>>,
 }
+
+/// What a request asks of the Node, for its authorization.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Attributes {
+    user: String,
+    groups: Vec<String>,
+    verb: &'static str,
+    subresource: &'static str,
+}
+
+/// The verb and `nodes` subresource of a kubelet API request, as the kubelet maps them.
+fn attributes(method: &hyper::Method, path: &str) -> (&'static str, &'static str) {
+    let verb = match *method {
+        hyper::Method::POST => "create",
+        hyper::Method::PUT => "update",
+        hyper::Method::PATCH => "patch",
+        hyper::Method::DELETE => "delete",
+        _ => "get",
+    };
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let subresource = match first {
+        "logs" => "log",
+        "stats" => "stats",
+        "metrics" => "metrics",
+        "spec" => "spec",
+        _ => "proxy",
+    };
+    (verb, subresource)
+}
+
+const ALLOWED_TTL: Duration = Duration::from_secs(300);
+const DENIED_TTL: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for KubeletApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,12 +213,98 @@ impl KubeletApi {
     /// The API of the virtual kubelet whose provider is reached with `remote`; NamespaceMaps
     /// are read from `tenant_namespace` of the home cluster.
     #[must_use]
-    pub fn new(home: Client, remote: Client, tenant_namespace: impl Into<String>) -> Self {
+    pub fn new(
+        home: Client,
+        remote: Client,
+        tenant_namespace: impl Into<String>,
+        node_name: impl Into<String>,
+    ) -> Self {
         Self {
             home,
             remote,
             tenant_namespace: tenant_namespace.into(),
+            node_name: node_name.into(),
+            decisions: Arc::default(),
         }
+    }
+
+    /// The home cluster's client.
+    #[must_use]
+    pub fn home(&self) -> Client {
+        self.home.clone()
+    }
+
+    /// Whether the client may do what `req` asks: `Err` with the 403 to answer.
+    async fn authorize(&self, req: &Request<Incoming>) -> std::result::Result<(), Response<Body>> {
+        let Some(identity) = req.extensions().get::<ClientIdentity>() else {
+            return Err(status(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: a client certificate issued by the cluster's client CA is required",
+            ));
+        };
+        let (verb, subresource) = attributes(req.method(), req.uri().path());
+        let key = Attributes {
+            user: identity.user.clone(),
+            groups: identity.groups.clone(),
+            verb,
+            subresource,
+        };
+        let forbidden = || {
+            status(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "Forbidden (user={}, verb={verb}, resource=nodes, subresource={subresource})",
+                    identity.user
+                ),
+            )
+        };
+        let cached = {
+            let decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+            decisions.get(&key).and_then(|(allowed, at)| {
+                let ttl = if *allowed { ALLOWED_TTL } else { DENIED_TTL };
+                (at.elapsed() < ttl).then_some(*allowed)
+            })
+        };
+        let allowed = match cached {
+            Some(a) => a,
+            None => {
+                let review = SubjectAccessReview {
+                    spec: SubjectAccessReviewSpec {
+                        user: Some(identity.user.clone()),
+                        groups: Some(identity.groups.clone()),
+                        resource_attributes: Some(ResourceAttributes {
+                            verb: Some(verb.to_owned()),
+                            resource: Some("nodes".to_owned()),
+                            subresource: Some(subresource.to_owned()),
+                            name: Some(self.node_name.clone()),
+                            ..ResourceAttributes::default()
+                        }),
+                        ..SubjectAccessReviewSpec::default()
+                    },
+                    ..SubjectAccessReview::default()
+                };
+                let answer = match Api::<SubjectAccessReview>::all(self.home.clone())
+                    .create(&kube::api::PostParams::default(), &review)
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e) => {
+                        return Err(status(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &format!("cannot authorize the request (SubjectAccessReview: {e})"),
+                        ));
+                    }
+                };
+                let allowed = answer.status.is_some_and(|s| s.allowed);
+                let mut decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+                if decisions.len() > 4096 {
+                    decisions.clear();
+                }
+                decisions.insert(key, (allowed, Instant::now()));
+                allowed
+            }
+        };
+        if allowed { Ok(()) } else { Err(forbidden()) }
     }
 
     /// The remote namespace of local namespace `local`, if it is offloaded and accepted.
@@ -179,6 +320,9 @@ impl KubeletApi {
     }
 
     async fn handle(self, req: Request<Incoming>) -> Response<Body> {
+        if let Err(refusal) = self.authorize(&req).await {
+            return refusal;
+        }
         match route(req.uri().path()) {
             Route::Healthz => text(StatusCode::OK, "ok".to_owned()),
             Route::NotFound => text(
@@ -373,11 +517,13 @@ pub async fn serve(
     api: KubeletApi,
     listener: tokio::net::TcpListener,
     certificate: &ServingCertificate,
+    client_ca_pem: &str,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    serve_tls(
+    serve_tls_authenticated(
         listener,
         certificate,
+        client_ca_pem,
         move |req| api.clone().handle(req),
         shutdown,
     )
@@ -385,9 +531,52 @@ pub async fn serve(
     .map_err(|e| Error::Webhook(e.to_string()))
 }
 
+/// The client CA of the home cluster: the bundle kube-apiserver trusts for client
+/// certificates (`client-ca-file` of ConfigMap `kube-system/extension-apiserver-authentication`,
+/// which the API server publishes), the CA of the certificate it presents to kubelets.
+///
+/// # Errors
+///
+/// [`Error::Kube`] when it cannot be read, [`Error::InvalidConfig`] when it is missing.
+pub async fn client_ca(home: &Client) -> Result<String> {
+    let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(home.clone(), "kube-system")
+        .get("extension-apiserver-authentication")
+        .await
+        .map_err(Error::kube(
+            "reading the client CA (ConfigMap kube-system/extension-apiserver-authentication)",
+        ))?;
+    cm.data
+        .and_then(|mut d| d.remove("client-ca-file"))
+        .filter(|ca| !ca.trim().is_empty())
+        .ok_or_else(|| {
+            Error::InvalidConfig(
+                "ConfigMap kube-system/extension-apiserver-authentication has no client-ca-file: \
+                 start kube-apiserver with --client-ca-file"
+                    .to_owned(),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_map_to_node_subresources_as_the_kubelet_does() {
+        use hyper::Method;
+        assert_eq!(
+            attributes(&Method::POST, "/exec/demo/web/nginx"),
+            ("create", "proxy")
+        );
+        assert_eq!(
+            attributes(&Method::GET, "/containerLogs/demo/web/nginx"),
+            ("get", "proxy")
+        );
+        assert_eq!(attributes(&Method::GET, "/logs/"), ("get", "log"));
+        assert_eq!(attributes(&Method::GET, "/stats/summary"), ("get", "stats"));
+        assert_eq!(attributes(&Method::GET, "/metrics"), ("get", "metrics"));
+        assert_eq!(attributes(&Method::GET, "/healthz"), ("get", "proxy"));
+    }
 
     #[test]
     fn routes_and_log_parameters() {

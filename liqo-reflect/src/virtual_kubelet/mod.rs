@@ -303,7 +303,12 @@ pub async fn run(
         }
     };
     let kubelet_api = serve_kubelet_api(
-        kubelet_api::KubeletApi::new(home.clone(), remote.clone(), &config.tenant_namespace),
+        kubelet_api::KubeletApi::new(
+            home.clone(),
+            remote.clone(),
+            &config.tenant_namespace,
+            &config.virtual_node_name,
+        ),
         &config,
         shutdown.clone(),
     );
@@ -348,10 +353,21 @@ async fn serve_kubelet_api(
             return;
         }
     };
-    info!(%address, "serving the kubelet API");
-    if let Err(e) = kubelet_api::serve(api, listener, &certificate, shutdown).await {
+    let client_ca = match kubelet_api::client_ca(&api_home(&api)).await {
+        Ok(ca) => ca,
+        Err(e) => {
+            warn!(error = %e, "cannot serve the kubelet API without the cluster's client CA (kubectl logs and exec will not work)");
+            return;
+        }
+    };
+    info!(%address, "serving the kubelet API (client certificates and SubjectAccessReviews required)");
+    if let Err(e) = kubelet_api::serve(api, listener, &certificate, &client_ca, shutdown).await {
         warn!(error = %e, "kubelet API stopped");
     }
+}
+
+fn api_home(api: &kubelet_api::KubeletApi) -> Client {
+    api.home()
 }
 
 /// Starts and stops reflection as the NamespaceMaps of `namespace` change.

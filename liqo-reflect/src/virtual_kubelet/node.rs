@@ -71,7 +71,9 @@ pub fn virtual_node_taint() -> Taint {
 
 /// The labels of the virtual Node: the built-in ones (`liqo.io/type=virtual-node`,
 /// `liqo.io/remote-cluster-id`, `kubernetes.io/hostname`, `type=virtual-kubelet`, ...), then
-/// `params.extra_labels`, then the VirtualNode's `spec.labels` (which win).
+/// `params.extra_labels`, then the VirtualNode's `spec.labels` (which win over the extra
+/// labels, but never over the node's identity: hostname, `liqo.io/type`, `type`,
+/// `liqo.io/remote-cluster-id`).
 pub fn node_labels(vn: &VirtualNode, params: &NodeParams) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = [
         ("kubernetes.io/hostname", params.name.as_str()),
@@ -94,8 +96,19 @@ pub fn node_labels(vn: &VirtualNode, params: &NodeParams) -> BTreeMap<String, St
     } else if labels.get("kubernetes.io/arch").map(String::as_str) == Some("aarch64") {
         labels.insert("kubernetes.io/arch".into(), "arm64".into());
     }
+    let own: Vec<(String, String)> = [
+        "kubernetes.io/hostname",
+        core::TYPE,
+        "type",
+        core::REMOTE_CLUSTER_ID,
+    ]
+    .iter()
+    .filter_map(|k| labels.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+    .collect();
     labels.extend(params.extra_labels.clone());
     labels.extend(vn.spec.labels.clone());
+    // The identity of the node is its own: no extra or spec label overrides it.
+    labels.extend(own);
     labels
 }
 
