@@ -161,7 +161,15 @@ async fn bad_input_is_refused_and_leaves_nothing() {
     // no certificate or permission is granted.
     let naples_id = ClusterId::new("naples").unwrap();
     let tc = turin.client();
-    turin.create_namespace("liqo-tenant-naples").await.unwrap();
+    // A tenant namespace is labelled with the cluster it belongs to (the Tenant admission
+    // policy binds a Tenant's clusterID to that label).
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(tc.clone())
+        .create(
+            &PostParams::default(),
+            &liqo_auth::forge::tenant_namespace(&naples_id),
+        )
+        .await
+        .unwrap();
     let secrets = Api::<Secret>::namespaced(tc.clone(), "liqo-tenant-naples");
     secrets
         .create(

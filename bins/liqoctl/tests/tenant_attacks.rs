@@ -76,15 +76,40 @@ async fn a_tenant_cannot_impersonate_escalate_or_exceed_its_grant() {
     let _m = [
         manager(rome, "rome", &[]),
         manager(naples, "naples", &[]),
-        manager(milan, "milan", &[]),
+        // A provider publishing labels that would make its virtual node claim to be another
+        // cluster or a control-plane node.
+        manager(
+            milan,
+            "milan",
+            &[
+                "--cluster-labels",
+                "liqo.io/remote-cluster-id=rome,node-role.kubernetes.io/control-plane=,kubernetes.io/hostname=master,topology.liqo.io/region=north",
+            ],
+        ),
     ];
     for c in [rome, naples, milan] {
         ready(c).await;
     }
     assert!(
-        peer(rome, milan, &["--cpu", "2", "--pods", "50"])
-            .status
-            .success()
+        peer(
+            rome,
+            milan,
+            &["--cpu", "2", "--memory", "4Gi", "--pods", "50"]
+        )
+        .status
+        .success()
+    );
+    let node = virtual_node_ready(rome, "milan").await;
+    let labels = node.metadata.labels.unwrap_or_default();
+    assert_eq!(labels["liqo.io/remote-cluster-id"], "milan");
+    assert_eq!(labels["kubernetes.io/hostname"], "milan");
+    assert!(
+        !labels.contains_key("node-role.kubernetes.io/control-plane"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels["topology.liqo.io/region"], "north",
+        "cluster labels still flow"
     );
     let user_kc = liqoctl_ok(
         milan,
@@ -106,6 +131,8 @@ async fn a_tenant_cannot_impersonate_escalate_or_exceed_its_grant() {
             "--skip-networking",
             "--cpu",
             "1",
+            "--memory",
+            "1Gi",
             "--pods",
             "3",
             "--timeout",

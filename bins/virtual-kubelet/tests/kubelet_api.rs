@@ -378,9 +378,18 @@ fn client_cert(
         "-out",
         csr.to_str().unwrap(),
     ]);
+    // An X.509 v3 client certificate (rustls, like Go, refuses v1 certificates).
+    let ext = dir.join(format!("{user}.ext"));
+    std::fs::write(
+        &ext,
+        "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n",
+    )
+    .unwrap();
     run(&[
         "x509",
         "-req",
+        "-extfile",
+        ext.to_str().unwrap(),
         "-in",
         csr.to_str().unwrap(),
         "-CA",
