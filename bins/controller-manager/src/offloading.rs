@@ -58,6 +58,10 @@ pub(crate) struct OffloadingArgs {
     /// refuses what the level forbids, and Kubernetes' Pod Security admission checks the pods.
     #[arg(long, default_value = "baseline", value_parser = ["privileged", "baseline", "restricted"])]
     tenant_pod_security: String,
+    /// Run the virtual kubelets with this process's credentials instead of a least-privilege
+    /// ServiceAccount of their own (ClusterRole liqo-virtual-kubelet-local) each.
+    #[arg(long)]
+    virtual_kubelet_shared_credentials: bool,
     /// Concurrent reconciles of the ShadowPod controller (upstream: 10; more keeps up with
     /// bursts of offloaded pods, see docs/performance.md).
     #[arg(long, default_value_t = liqo_reflect::shadowpod::DEFAULT_WORKERS)]
@@ -125,6 +129,7 @@ pub(crate) async fn run(
             home_cluster_id: shared.cluster_id.clone(),
             extra_args: args.virtual_kubelet_args,
             resync: Duration::from_secs(10),
+            own_identity: !args.virtual_kubelet_shared_credentials,
         },
         shutdown(),
     );

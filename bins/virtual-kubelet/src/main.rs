@@ -27,6 +27,11 @@ struct Args {
     /// Kubeconfig of the home cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// Authenticate to the home cluster with the bearer token in this file (re-read when it
+    /// changes) instead of the kubeconfig's user; the kubeconfig still gives the server and
+    /// its CA. The controller-manager passes a token of the kubelet's own ServiceAccount.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
     /// Name of the VirtualNode (and of the Node).
     #[arg(long, alias = "nodename", env = "VIRTUALNODE_NAME")]
     virtual_node_name: String,
@@ -172,7 +177,14 @@ async fn main() -> anyhow::Result<()> {
         .collect(),
         external: Vec::new(),
     };
-    let client = liqo_core::runtime::kube_client(args.kubeconfig.as_deref()).await?;
+    let mut kube_config = liqo_core::runtime::kube_config(args.kubeconfig.as_deref()).await?;
+    if let Some(path) = &args.token_file {
+        kube_config.auth_info = kube::config::AuthInfo {
+            token_file: Some(path.display().to_string()),
+            ..kube::config::AuthInfo::default()
+        };
+    }
+    let client = kube::Client::try_from(kube_config).context("building the Kubernetes client")?;
     let mut config = Config::new(
         args.virtual_node_name,
         args.tenant_namespace,

@@ -40,6 +40,8 @@ async fn one_virtual_kubelet_per_virtual_node() {
             home_cluster_id: "rome".parse().unwrap(),
             extra_args: vec!["--node-ping-interval=1s".to_owned()],
             resync: Duration::from_secs(1),
+            // Each kubelet with its own least-privilege ServiceAccount, as in production.
+            own_identity: true,
         },
         shutdown.wait_owned(),
     ));
@@ -52,6 +54,21 @@ async fn one_virtual_kubelet_per_virtual_node() {
             .unwrap()
             .filter(|n| ready(n).is_some_and(|(s, _)| s == "True"))
     })
+    .await;
+    // The kubelet runs as its own ServiceAccount, not with the controller's credentials.
+    let log_dir = rome.dir().join("lof-virtual-kubelets");
+    let expected = format!("user=system:serviceaccount:{TENANT_NS}:virtual-kubelet-{NODE}");
+    eventually(
+        "the kubelet authenticated as its ServiceAccount",
+        WAIT,
+        || async {
+            let logs: String = std::fs::read_dir(&log_dir)
+                .ok()?
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .collect();
+            logs.contains(&expected).then_some(())
+        },
+    )
     .await;
     let vn = eventually("the VirtualNode conditions", WAIT, || async {
         vns.get_opt(NODE).await.unwrap().filter(|vn| {

@@ -37,6 +37,9 @@ pub struct Config {
     pub extra_args: Vec<String>,
     /// How often a running kubelet is checked (and restarted if it exited).
     pub resync: Duration,
+    /// Whether each kubelet runs with its own ServiceAccount (see
+    /// [`identity`](super::identity)) rather than the launcher's credentials.
+    pub own_identity: bool,
 }
 
 /// The arguments of the virtual kubelet of `vn` (pure). The error says what is missing.
@@ -144,6 +147,32 @@ struct Context {
     launcher: Arc<dyn Launcher>,
     config: Config,
     backoff: KeyedBackoff<ObjectRef<VirtualNode>>,
+    /// The current token of each kubelet, with when it was issued.
+    tokens: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+}
+
+/// How long a kubelet token lives; it is renewed after a third of that.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The token of the kubelet of `vn`: the current one while fresh, else a new one.
+async fn kubelet_token(ctx: &Context, vn: &VirtualNode) -> Result<String> {
+    let (ns, name) = (vn.namespace().unwrap_or_default(), vn.name_any());
+    let k = key(vn);
+    {
+        let tokens = ctx.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((token, at)) = tokens.get(&k)
+            && at.elapsed() < TOKEN_LIFETIME / 3
+        {
+            return Ok(token.clone());
+        }
+    }
+    super::identity::ensure(&ctx.client, &ns, &name).await?;
+    let token = super::identity::token(&ctx.client, &ns, &name, TOKEN_LIFETIME).await?;
+    ctx.tokens
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(k, (token.clone(), std::time::Instant::now()));
+    Ok(token)
 }
 
 fn key(vn: &VirtualNode) -> String {
@@ -235,6 +264,18 @@ async fn reconcile(vn: Arc<VirtualNode>, ctx: Arc<Context>) -> Result<Action> {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     if vn.metadata.deletion_timestamp.is_some() {
         ctx.launcher.stop(&key(&vn)).await?;
+        ctx.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(&vn));
+        if ctx.config.own_identity {
+            super::identity::remove(
+                &ctx.client,
+                &vn.namespace().unwrap_or_default(),
+                &vn.name_any(),
+            )
+            .await?;
+        }
         match nodes.delete(&vn.name_any(), &DeleteParams::default()).await {
             Ok(_) => info!(node = %vn.name_any(), "virtual Node deleted"),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -278,6 +319,11 @@ async fn reconcile(vn: Arc<VirtualNode>, ctx: Arc<Context>) -> Result<Action> {
         .ensure(&LaunchSpec {
             key: key(&vn),
             args,
+            token: if ctx.config.own_identity {
+                Some(kubelet_token(&ctx, &vn).await?)
+            } else {
+                None
+            },
         })
         .await?;
     let node = nodes
@@ -335,11 +381,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
+    if config.own_identity {
+        super::identity::ensure_cluster_role(&client).await?;
+    }
     let ctx = Arc::new(Context {
         client: client.clone(),
         launcher,
         config,
         backoff: KeyedBackoff::default(),
+        tokens: std::sync::Mutex::default(),
     });
     info!("VirtualNode controller running");
     Controller::new(Api::<VirtualNode>::all(client), watcher::Config::default())

@@ -43,7 +43,9 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 const READ: &[&str] = &["get", "list", "watch"];
-const WRITE: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
+const WRITE: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
 
 /// [`LOCAL_CLUSTER_ROLE`]: its Node and Lease, the status of the pods it runs (never creating
 /// pods), reading what it reflects, writing reflected Events, PersistentVolumes and the status
@@ -104,7 +106,11 @@ pub fn local_cluster_role() -> ClusterRole {
                 &["get", "update", "patch"],
             ),
             rule(&["storage.k8s.io"], &["storageclasses"], READ),
-            rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
+            rule(
+                &["authorization.k8s.io"],
+                &["subjectaccessreviews"],
+                &["create"],
+            ),
             rule(
                 &["offloading.liqo.io"],
                 &["namespacemaps", "virtualnodes", "namespaceoffloadings"],
@@ -146,7 +152,9 @@ pub async fn ensure_cluster_role(client: &Client) -> Result<()> {
             &Patch::Apply(&local_cluster_role()),
         )
         .await
-        .map_err(Error::kube(format!("applying ClusterRole {LOCAL_CLUSTER_ROLE}")))?;
+        .map_err(Error::kube(format!(
+            "applying ClusterRole {LOCAL_CLUSTER_ROLE}"
+        )))?;
     Ok(())
 }
 
@@ -184,7 +192,7 @@ pub async fn ensure(client: &Client, namespace: &str, name: &str) -> Result<()> 
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".to_owned(),
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
             kind: "ClusterRole".to_owned(),
             name: LOCAL_CLUSTER_ROLE.to_owned(),
         },
@@ -196,7 +204,11 @@ pub async fn ensure(client: &Client, namespace: &str, name: &str) -> Result<()> 
         }]),
     };
     Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(&binding_name(namespace, name), &params, &Patch::Apply(&binding))
+        .patch(
+            &binding_name(namespace, name),
+            &params,
+            &Patch::Apply(&binding),
+        )
         .await
         .map_err(Error::kube(format!(
             "applying ClusterRoleBinding {}",
@@ -219,11 +231,11 @@ pub async fn token(
 ) -> Result<String> {
     let sa_name = service_account_name(name);
     let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
+        spec: Some(TokenRequestSpec {
+            audiences: None,
             expiration_seconds: i64::try_from(lifetime.as_secs()).ok(),
             bound_object_ref: None,
-        },
+        }),
         ..TokenRequest::default()
     };
     let answer = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
@@ -234,7 +246,7 @@ pub async fn token(
         )))?;
     answer
         .status
-        .map(|s| s.token)
+        .and_then(|s| s.token)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             Error::InvalidConfig(format!(
@@ -255,7 +267,9 @@ pub async fn remove(client: &Client, namespace: &str, name: &str) -> Result<()> 
         .await
         && !gone(&e)
     {
-        return Err(Error::kube("deleting the virtual kubelet's ClusterRoleBinding")(e));
+        return Err(Error::kube(
+            "deleting the virtual kubelet's ClusterRoleBinding",
+        )(e));
     }
     if let Err(e) = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
         .delete(&service_account_name(name), &DeleteParams::default())

@@ -18,6 +18,10 @@ pub struct LaunchSpec {
     pub key: String,
     /// Command-line arguments of `liqo-virtual-kubelet` (see [`kubelet_args`](super::controller::kubelet_args)).
     pub args: Vec<String>,
+    /// A token of the kubelet's own ServiceAccount (see
+    /// [`identity`](super::identity)), refreshed before it expires: the kubelet authenticates
+    /// with it instead of the launcher's credentials. `None`: the launcher's credentials.
+    pub token: Option<String>,
 }
 
 /// Starts and stops virtual kubelets. The default runs them as local processes
@@ -71,6 +75,7 @@ pub struct ProcessLauncher {
     program: PathBuf,
     base_args: Vec<String>,
     log_dir: Option<PathBuf>,
+    token_dir: PathBuf,
     children: Mutex<HashMap<String, (Vec<String>, Child)>>,
 }
 
@@ -92,6 +97,10 @@ impl ProcessLauncher {
             program: program.into(),
             base_args,
             log_dir: None,
+            token_dir: std::env::temp_dir().join(format!(
+                "liqo-virtual-kubelet-tokens-{}",
+                std::process::id()
+            )),
             children: Mutex::default(),
         }
     }
@@ -101,6 +110,47 @@ impl ProcessLauncher {
     pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.log_dir = Some(dir.into());
         self
+    }
+
+    /// Keeps the kubelets' tokens in `dir` (created with mode 0700, each token file 0600;
+    /// default: a directory of this process under the system's temporary directory).
+    #[must_use]
+    pub fn token_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.token_dir = dir.into();
+        self
+    }
+
+    /// Writes `token` for kubelet `key` (atomically, readable by this user only) and returns
+    /// the arguments that make the kubelet use it.
+    fn write_token(&self, key: &str, token: &str) -> Result<Vec<String>> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let io = |e: std::io::Error| {
+            Error::InvalidConfig(format!("token directory {}: {e}", self.token_dir.display()))
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.token_dir)
+            .map_err(io)?;
+        let path = self
+            .token_dir
+            .join(format!("{}.token", key.replace('/', "_")));
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != token {
+            let tmp = path.with_extension("token.tmp");
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
+            file.write_all(token.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+        }
+        Ok(vec!["--token-file".to_owned(), path.display().to_string()])
     }
 
     /// Process id of the virtual kubelet `key`, if it runs.
@@ -113,11 +163,12 @@ impl ProcessLauncher {
         }
     }
 
-    fn spawn(&self, spec: &LaunchSpec) -> Result<Child> {
+    fn spawn(&self, spec: &LaunchSpec, identity: &[String]) -> Result<Child> {
         let mut command = Command::new(&self.program);
         command
             .args(&self.base_args)
             .args(&spec.args)
+            .args(identity)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         // A virtual kubelet must not outlive the process that launched it (a SIGKILLed
@@ -158,6 +209,12 @@ impl ProcessLauncher {
 #[async_trait]
 impl Launcher for ProcessLauncher {
     async fn ensure(&self, spec: &LaunchSpec) -> Result<bool> {
+        // The token file is rewritten in place when the token is renewed: the kubelet reads
+        // it again by itself, no restart.
+        let identity = match &spec.token {
+            Some(token) => self.write_token(&spec.key, token)?,
+            None => Vec::new(),
+        };
         let mut children = self.children.lock().await;
         if let Some((args, child)) = children.get_mut(&spec.key) {
             match child.try_wait() {
@@ -172,13 +229,17 @@ impl Launcher for ProcessLauncher {
                 Err(e) => warn!(key = %spec.key, error = %e, "cannot check the virtual kubelet"),
             }
         }
-        let child = self.spawn(spec)?;
+        let child = self.spawn(spec, &identity)?;
         info!(key = %spec.key, pid = ?child.id(), "virtual kubelet started");
         children.insert(spec.key.clone(), (spec.args.clone(), child));
         Ok(true)
     }
 
     async fn stop(&self, key: &str) -> Result<()> {
+        let _ = std::fs::remove_file(
+            self.token_dir
+                .join(format!("{}.token", key.replace('/', "_"))),
+        );
         let child = self.children.lock().await.remove(key);
         if let Some((_, mut child)) = child {
             let _ = child.kill().await;

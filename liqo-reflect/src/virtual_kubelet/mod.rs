@@ -16,6 +16,7 @@
 
 pub mod controller;
 mod exec;
+pub mod identity;
 pub mod kubelet_api;
 pub mod launcher;
 pub mod node;
@@ -217,6 +218,23 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
+    // Who this kubelet is on its home cluster (its own ServiceAccount when started by the
+    // VirtualNode controller), for the operator reading the log.
+    let review = k8s_openapi::api::authentication::v1::SelfSubjectReview::default();
+    match Api::<k8s_openapi::api::authentication::v1::SelfSubjectReview>::all(home.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+    {
+        Ok(r) => {
+            let user = r
+                .status
+                .and_then(|s| s.user_info)
+                .and_then(|u| u.username)
+                .unwrap_or_default();
+            info!(%user, "authenticated to the home cluster");
+        }
+        Err(e) => warn!(error = %e, "cannot tell which user this kubelet is (SelfSubjectReview)"),
+    }
     let vn = Api::<VirtualNode>::namespaced(home.clone(), &config.tenant_namespace)
         .get_opt(&config.virtual_node_name)
         .await
