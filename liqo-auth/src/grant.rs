@@ -80,13 +80,12 @@ pub fn format_milli(value: Milli) -> Quantity {
 pub fn sum<'a>(
     maps: impl IntoIterator<Item = &'a BTreeMap<String, Quantity>>,
 ) -> Result<BTreeMap<String, Milli>> {
-    let mut total = BTreeMap::new();
-    for map in maps {
-        for (name, q) in map {
-            *total.entry(name.clone()).or_insert(0) += parse_quantity(&q.0)?;
+    liqo_core::quantity::sum(maps).map_err(|e| match e {
+        liqo_core::Error::InvalidQuantity { text } => {
+            Error::Quantity(text, "a Kubernetes quantity".to_owned())
         }
-    }
-    Ok(total)
+        other => Error::Backend(Box::new(other)),
+    })
 }
 
 /// Decides the grant of a default-class ResourceSlice.

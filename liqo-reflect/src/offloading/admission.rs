@@ -263,17 +263,31 @@ pub fn configurations(
         )])),
         ..ObjectMeta::default()
     };
+    let mutating_hook = |name: &str, path: &str, rule: RuleWithOperations| MutatingWebhook {
+        name: name.to_owned(),
+        admission_review_versions: vec!["v1".to_owned()],
+        client_config: client_config(options, &ca, path),
+        failure_policy: Some(options.failure_policy.clone()),
+        side_effects: "None".to_owned(),
+        timeout_seconds: Some(10),
+        rules: Some(vec![rule]),
+        ..MutatingWebhook::default()
+    };
+    let validating_hook = |name: &str, path: &str, rule: RuleWithOperations| ValidatingWebhook {
+        name: name.to_owned(),
+        admission_review_versions: vec!["v1".to_owned()],
+        client_config: client_config(options, &ca, path),
+        failure_policy: Some(options.failure_policy.clone()),
+        side_effects: "None".to_owned(),
+        timeout_seconds: Some(10),
+        rules: Some(vec![rule]),
+        ..ValidatingWebhook::default()
+    };
+    let shadowpods = || rule("offloading.liqo.io", "shadowpods", &["CREATE", "UPDATE"]);
     let mutating = MutatingWebhookConfiguration {
         metadata: meta(MUTATING_CONFIGURATION),
         webhooks: Some(vec![
             MutatingWebhook {
-                name: "pod.mutate.liqo.io".to_owned(),
-                admission_review_versions: vec!["v1".to_owned()],
-                client_config: client_config(options, &ca, MUTATE_POD_PATH),
-                failure_policy: Some(options.failure_policy.clone()),
-                side_effects: "None".to_owned(),
-                timeout_seconds: Some(10),
-                rules: Some(vec![rule("", "pods", &["CREATE"])]),
                 namespace_selector: Some(LabelSelector {
                     match_labels: Some(BTreeMap::from([(
                         labels::offloading::SCHEDULING_ENABLED.to_owned(),
@@ -282,58 +296,41 @@ pub fn configurations(
                     match_expressions: None,
                 }),
                 object_selector: Some(skip_selector()),
-                ..MutatingWebhook::default()
+                ..mutating_hook(
+                    "pod.mutate.liqo.io",
+                    MUTATE_POD_PATH,
+                    rule("", "pods", &["CREATE"]),
+                )
             },
-            MutatingWebhook {
-                name: "shadowpod.mutate.liqo.io".to_owned(),
-                admission_review_versions: vec!["v1".to_owned()],
-                client_config: client_config(options, &ca, MUTATE_SHADOWPOD_PATH),
-                failure_policy: Some(options.failure_policy.clone()),
-                side_effects: "None".to_owned(),
-                timeout_seconds: Some(10),
-                rules: Some(vec![rule(
-                    "offloading.liqo.io",
-                    "shadowpods",
-                    &["CREATE", "UPDATE"],
-                )]),
-                // No liqo.io/webhook-skip opt-out: the label is what the quota counts.
-                ..MutatingWebhook::default()
-            },
+            // No liqo.io/webhook-skip opt-out: the label is what the quota counts.
+            mutating_hook(
+                "shadowpod.mutate.liqo.io",
+                MUTATE_SHADOWPOD_PATH,
+                shadowpods(),
+            ),
         ]),
     };
     let validating = ValidatingWebhookConfiguration {
         metadata: meta(VALIDATING_CONFIGURATION),
         webhooks: Some(vec![
             ValidatingWebhook {
-                name: "namespaceoffloading.validate.liqo.io".to_owned(),
-                admission_review_versions: vec!["v1".to_owned()],
-                client_config: client_config(options, &ca, VALIDATE_NAMESPACE_OFFLOADING_PATH),
-                failure_policy: Some(options.failure_policy.clone()),
-                side_effects: "None".to_owned(),
-                timeout_seconds: Some(10),
-                rules: Some(vec![rule(
-                    "offloading.liqo.io",
-                    "namespaceoffloadings",
-                    &["CREATE", "UPDATE"],
-                )]),
                 object_selector: Some(skip_selector()),
-                ..ValidatingWebhook::default()
+                ..validating_hook(
+                    "namespaceoffloading.validate.liqo.io",
+                    VALIDATE_NAMESPACE_OFFLOADING_PATH,
+                    rule(
+                        "offloading.liqo.io",
+                        "namespaceoffloadings",
+                        &["CREATE", "UPDATE"],
+                    ),
+                )
             },
-            ValidatingWebhook {
-                name: "shadowpod.validate.liqo.io".to_owned(),
-                admission_review_versions: vec!["v1".to_owned()],
-                client_config: client_config(options, &ca, VALIDATE_SHADOWPOD_PATH),
-                failure_policy: Some(options.failure_policy.clone()),
-                side_effects: "None".to_owned(),
-                timeout_seconds: Some(10),
-                rules: Some(vec![rule(
-                    "offloading.liqo.io",
-                    "shadowpods",
-                    &["CREATE", "UPDATE"],
-                )]),
-                // Tenants cannot opt out with liqo.io/webhook-skip: no object selector.
-                ..ValidatingWebhook::default()
-            },
+            // Tenants cannot opt out with liqo.io/webhook-skip: no object selector.
+            validating_hook(
+                "shadowpod.validate.liqo.io",
+                VALIDATE_SHADOWPOD_PATH,
+                shadowpods(),
+            ),
         ]),
     };
     (mutating, validating)
