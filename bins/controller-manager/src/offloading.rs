@@ -58,6 +58,16 @@ pub(crate) struct OffloadingArgs {
     /// refuses what the level forbids, and Kubernetes' Pod Security admission checks the pods.
     #[arg(long, default_value = "baseline", value_parser = ["privileged", "baseline", "restricted"])]
     tenant_pod_security: String,
+    /// Pod Security levels per ResourceSlice class, `class=level,...` (e.g.
+    /// `trusted=privileged`): a tenant whose slices are all of listed classes gets the
+    /// strictest of their levels instead of --tenant-pod-security.
+    #[arg(
+        long,
+        value_name = "CLASS=LEVEL,...",
+        default_value = "",
+        hide_default_value = true
+    )]
+    tenant_pod_security_by_class: String,
     /// Run the virtual kubelets with this process's credentials instead of a least-privilege
     /// ServiceAccount of their own (ClusterRole liqo-virtual-kubelet-local) each.
     #[arg(long)]
@@ -89,9 +99,23 @@ pub(crate) async fn run(
     let shadowpods = shadowpod::run(client.clone(), shadow_config, shutdown());
     let level = liqo_reflect::offloading::pod_policy::Level::parse(&args.tenant_pod_security)
         .map_err(|e| anyhow::anyhow!("--tenant-pod-security: {e}"))?;
+    let mut by_class = std::collections::BTreeMap::new();
+    for item in args
+        .tenant_pod_security_by_class
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let (class, value) = item.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("--tenant-pod-security-by-class: {item:?} is not class=level")
+        })?;
+        let value = liqo_reflect::offloading::pod_policy::Level::parse(value)
+            .map_err(|e| anyhow::anyhow!("--tenant-pod-security-by-class {class}: {e}"))?;
+        by_class.insert(class.to_owned(), value);
+    }
     let namespace_maps = namespace_map::run(
         client.clone(),
-        namespace_map::Config::with_pod_security(level),
+        namespace_map::Config::with_pod_security(level, by_class),
         shutdown(),
     );
     let shadow_slices = shadow_endpointslice::run(

@@ -17,11 +17,9 @@ mod support;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{AttachParams, LogParams, PostParams};
-use liqo_core::runtime::Shutdown;
-use liqo_reflect::shadowpod;
 use liqo_testenv::eventually;
 use serde_json::json;
-use support::{NODE, TENANT_NS, WAIT, accept_mapping, setup};
+use support::{NODE, WAIT, offloaded_web};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Runs the real kubectl against `kubeconfig` with `args` and `stdin`; (exit code, stdout,
@@ -61,7 +59,7 @@ async fn kubectl(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_and_exec_on_offloaded_pods() {
-    let offloaded = offloaded_web("lof-kl").await;
+    let offloaded = offloaded_web("lof-kl", &[]).await;
     let (rome, milan) = (&offloaded.rome, &offloaded.milan);
     let pods: Api<Pod> = Api::namespaced(rome.client(), "demo");
 
@@ -360,7 +358,7 @@ fn client_cert(
 /// virtual node, 403; the API server's kubelet client certificate, the logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubelet_api_requires_an_authorized_client_certificate() {
-    let offloaded = offloaded_web("lof-ka").await;
+    let offloaded = offloaded_web("lof-ka", &[]).await;
     let (rome, port) = (&offloaded.rome, &offloaded.port);
     let url = format!("https://127.0.0.1:{port}/containerLogs/demo/web/web");
     let server_up = eventually("the kubelet API listening", WAIT, || async {
@@ -443,76 +441,4 @@ fn tempdir_with_ca(base: &std::path::Path) -> std::path::PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     dir
-}
-
-/// Two clusters, rome's namespace demo offloaded to milan's demo-rome, a virtual kubelet
-/// serving its kubelet API on a free port of 127.0.0.1, and pod `web` Running through it.
-struct OffloadedWeb {
-    rome: liqo_testenv::Cluster,
-    milan: liqo_testenv::Cluster,
-    port: String,
-    _vk: liqo_testenv::Daemon,
-    _shutdown: Shutdown,
-}
-
-async fn offloaded_web(prefix: &str) -> OffloadedWeb {
-    let (rome, milan) = setup(&format!("{prefix}-rome"), &format!("{prefix}-milan"), 1).await;
-    rome.create_namespace("demo").await.unwrap();
-    milan.create_namespace("demo-rome").await.unwrap();
-    accept_mapping(&rome.client(), "demo", "demo-rome").await;
-    let shutdown = Shutdown::new();
-    tokio::spawn(shadowpod::run(
-        milan.client(),
-        shadowpod::Config::default(),
-        shutdown.wait_owned(),
-    ));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let vk = rome
-        .daemon(
-            &format!("{prefix}-virtual-kubelet"),
-            env!("CARGO_BIN_EXE_liqo-virtual-kubelet"),
-            [
-                "--virtual-node-name",
-                NODE,
-                "--tenant-namespace",
-                TENANT_NS,
-                "--home-cluster-id",
-                "rome",
-                "--foreign-cluster-id",
-                "milan",
-                "--node-ip",
-                "127.0.0.1",
-                "--listen-port",
-                &port,
-            ],
-        )
-        .unwrap();
-    let pods: Api<Pod> = Api::namespaced(rome.client(), "demo");
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "nodeSelector": {"liqo.io/type": "virtual-node"},
-            "tolerations": [{"key": "virtual-node.liqo.io/not-allowed", "operator": "Exists", "effect": "NoExecute"}],
-            "containers": [{"name": "web", "image": "nginx"}],
-        },
-    }))
-    .unwrap();
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    eventually("the offloaded pod to be Running", WAIT, || async {
-        let p = pods.get("web").await.ok()?;
-        (p.status?.phase.as_deref() == Some("Running")).then_some(())
-    })
-    .await;
-    OffloadedWeb {
-        rome,
-        milan,
-        port,
-        _vk: vk,
-        _shutdown: shutdown,
-    }
 }

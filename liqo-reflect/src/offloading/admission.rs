@@ -198,9 +198,10 @@ pub async fn serve(
     certificate: &ServingCertificate,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let shadowpods = std::sync::Arc::new(ShadowPodAdmission::default());
-    let shadow_client = client.clone();
-    WebhookServer::new()
+    let (shadowpods, caches) = ShadowPodAdmission::start(client.clone());
+    let shadowpods = std::sync::Arc::new(shadowpods);
+    let caches = tokio::spawn(caches);
+    let served = WebhookServer::new()
         .route(MUTATE_POD_PATH, move |req| admit_pod(client.clone(), req))
         .route(MUTATE_SHADOWPOD_PATH, |req| async move {
             let patch = creator_patch(&req);
@@ -208,15 +209,16 @@ pub async fn serve(
         })
         .route(VALIDATE_SHADOWPOD_PATH, move |req| {
             let shadowpods = shadowpods.clone();
-            let client = shadow_client.clone();
-            async move { shadowpods.validate(client, req).await }
+            async move { shadowpods.validate(req).await }
         })
         .route(VALIDATE_NAMESPACE_OFFLOADING_PATH, |req| async move {
             admit_namespace_offloading(&req)
         })
         .serve(listener, certificate, shutdown)
         .await
-        .map_err(|e| Error::Webhook(e.to_string()))
+        .map_err(|e| Error::Webhook(e.to_string()));
+    caches.abort();
+    served
 }
 
 fn client_config(options: &WebhookOptions, ca: &ByteString, path: &str) -> WebhookClientConfig {

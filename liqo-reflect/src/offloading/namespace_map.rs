@@ -130,6 +130,10 @@ pub struct Config {
     /// The Pod Security level twin namespaces enforce (labels
     /// `pod-security.kubernetes.io/{enforce,warn,audit}`; default baseline).
     pub pod_security: Level,
+    /// Levels per ResourceSlice class: a tenant whose accepted slices are all of classes
+    /// listed here gets the strictest of their levels instead of [`Config::pod_security`]
+    /// (e.g. a `trusted` class at `privileged`).
+    pub pod_security_by_class: BTreeMap<String, Level>,
 }
 
 impl Default for Config {
@@ -137,19 +141,57 @@ impl Default for Config {
         Self {
             selector: format!("{}={TRUE}", replication::REPLICATED),
             pod_security: Level::Baseline,
+            pod_security_by_class: BTreeMap::new(),
         }
     }
 }
 
 impl Config {
-    /// The default settings with twin namespaces enforcing `level`.
+    /// The default settings with twin namespaces enforcing `level`, or the level of the
+    /// tenant's ResourceSlice class in `by_class`.
     #[must_use]
-    pub fn with_pod_security(level: Level) -> Self {
+    pub fn with_pod_security(level: Level, by_class: BTreeMap<String, Level>) -> Self {
         Self {
             pod_security: level,
+            pod_security_by_class: by_class,
             ..Self::default()
         }
     }
+}
+
+/// The Pod Security level of the twin namespaces of a tenant whose ResourceSlices are of
+/// `classes`: the strictest level of its classes (a class not in `by_class`, or no slice at
+/// all, counts as `default`).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use liqo_reflect::offloading::namespace_map::level_for_classes;
+/// use liqo_reflect::offloading::pod_policy::Level;
+///
+/// let by_class = BTreeMap::from([("trusted".to_owned(), Level::Privileged)]);
+/// assert_eq!(level_for_classes(Level::Baseline, &by_class, &["trusted"]), Level::Privileged);
+/// assert_eq!(level_for_classes(Level::Baseline, &by_class, &["trusted", "default"]), Level::Baseline);
+/// assert_eq!(level_for_classes(Level::Baseline, &by_class, &[]), Level::Baseline);
+/// ```
+#[must_use]
+pub fn level_for_classes(
+    default: Level,
+    by_class: &BTreeMap<String, Level>,
+    classes: &[&str],
+) -> Level {
+    let strictness = |l: Level| match l {
+        Level::Privileged => 0,
+        Level::Baseline => 1,
+        Level::Restricted => 2,
+    };
+    if classes.is_empty() {
+        return default;
+    }
+    classes
+        .iter()
+        .map(|c| by_class.get(*c).copied().unwrap_or(default))
+        .max_by_key(|l| strictness(*l))
+        .unwrap_or(default)
 }
 
 /// Why a consumer may not have a twin namespace called `name`, if it may not: names that are
@@ -267,6 +309,34 @@ struct Context {
     client: Client,
     backoff: KeyedBackoff<ObjectRef<NamespaceMap>>,
     pod_security: Level,
+    pod_security_by_class: BTreeMap<String, Level>,
+}
+
+/// The level of the twin namespaces of the tenant of `namespace` (per the classes of its
+/// replicated ResourceSlices there).
+async fn tenant_level(ctx: &Context, namespace: &str) -> Result<Level> {
+    if ctx.pod_security_by_class.is_empty() {
+        return Ok(ctx.pod_security);
+    }
+    let slices = Api::<liqo_core::api::authentication::v1beta1::ResourceSlice>::namespaced(
+        ctx.client.clone(),
+        namespace,
+    )
+    .list(&kube::api::ListParams::default().labels(&format!("{}={TRUE}", replication::REPLICATED)))
+    .await
+    .map_err(Error::kube(format!(
+        "listing the ResourceSlices in {namespace}"
+    )))?;
+    let classes: Vec<&str> = slices
+        .items
+        .iter()
+        .map(|s| s.spec.class.as_deref().unwrap_or("default"))
+        .collect();
+    Ok(level_for_classes(
+        ctx.pod_security,
+        &ctx.pod_security_by_class,
+        &classes,
+    ))
 }
 
 /// Creates the namespace and its RoleBinding; `Ok(false)` when the name is taken.
@@ -274,6 +344,7 @@ async fn ensure_namespace(
     ctx: &Context,
     map: &NamespaceMap,
     origin: &str,
+    level: Level,
     original: &str,
     name: &str,
 ) -> Result<bool> {
@@ -293,7 +364,7 @@ async fn ensure_namespace(
         None => match namespaces
             .create(
                 &PostParams::default(),
-                &forge_namespace(name, original, &id, &origin, ctx.pod_security),
+                &forge_namespace(name, original, &id, &origin, level),
             )
             .await
         {
@@ -318,7 +389,7 @@ async fn ensure_namespace(
     }
     // Twin namespaces created before the provider enforced Pod Security, or with another
     // level, are brought to the configured one.
-    let wanted = pod_security_labels(ctx.pod_security);
+    let wanted = pod_security_labels(level);
     if wanted
         .iter()
         .any(|(k, v)| namespace.labels().get(k) != Some(v))
@@ -462,8 +533,9 @@ async fn reconcile(map: Arc<NamespaceMap>, ctx: Arc<Context>) -> Result<Action> 
         return Ok(Action::requeue(Duration::from_secs(300)));
     };
     if !deleting {
+        let level = tenant_level(&ctx, &map.namespace().unwrap_or_default()).await?;
         for (original, remote) in &map.spec.desired_mapping {
-            let phase = match ensure_namespace(&ctx, &map, tenant, original, remote).await {
+            let phase = match ensure_namespace(&ctx, &map, tenant, level, original, remote).await {
                 Ok(true) => MappingPhase::Accepted,
                 Ok(false) => MappingPhase::CreationLoopBackOff,
                 Err(e) => {
@@ -575,6 +647,7 @@ pub async fn run(
         client: client.clone(),
         backoff: KeyedBackoff::default(),
         pod_security: config.pod_security,
+        pod_security_by_class: config.pod_security_by_class,
     });
     info!("NamespaceMap controller running");
     Controller::new(

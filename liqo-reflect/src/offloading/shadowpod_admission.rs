@@ -3,15 +3,17 @@
 //! may not run ([`pod_policy::violations`] at the twin namespace's Pod Security level) and what
 //! goes over the resources its ResourceSlice was granted (its `Quota`, found by user).
 //!
-//! Admissions of one user are serialized and remember what they admitted until the API
-//! server shows it, so that a burst of concurrent creations cannot slip past the quota.
+//! The ShadowPods, Quotas and Namespaces are read from watch caches (an admission costs no API
+//! call). Admissions of one user are serialized and remember what they admitted until the
+//! cache shows it, so that a burst of concurrent creations cannot slip past the quota.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::ListParams;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt as _};
 use liqo_core::api::offloading::v1beta1::{LimitsEnforcement, Quota, ShadowPod};
 use liqo_core::labels::{self, authentication as auth_keys};
@@ -19,6 +21,7 @@ use liqo_core::quantity::Milli;
 use liqo_core::webhook::{AdmissionRequest, AdmissionResponse};
 
 use super::pod_policy::{self, Level};
+use crate::worker::watch;
 
 /// How long an admitted ShadowPod is counted from memory before the API server must show it.
 const PENDING_TTL: Duration = Duration::from_secs(30);
@@ -95,13 +98,63 @@ pub fn creator_patch(request: &AdmissionRequest) -> Vec<serde_json::Value> {
 
 type Pending = HashMap<String, (Instant, BTreeMap<String, Milli>)>;
 
-/// The state of the ShadowPod validation: per-user locks and what was admitted recently.
-#[derive(Default)]
+/// How long an admission waits for the caches to be filled after a start.
+const CACHE_WAIT: Duration = Duration::from_secs(10);
+
+/// The state of the ShadowPod validation: caches of the ShadowPods, Quotas and Namespaces
+/// (watched, so an admission costs no API call), per-user locks, and what each user was
+/// admitted recently that the cache may not show yet.
 pub(crate) struct ShadowPodAdmission {
+    client: Client,
     users: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Pending>>>>,
+    shadows: reflector::Store<ShadowPod>,
+    quotas: reflector::Store<Quota>,
+    namespaces: reflector::Store<Namespace>,
 }
 
 impl ShadowPodAdmission {
+    /// The admission and the watches that fill its caches (run them as long as it serves).
+    pub(crate) fn start(client: Client) -> (Self, impl std::future::Future<Output = ()>) {
+        let (shadows, shadows_writer) = reflector::store();
+        let (quotas, quotas_writer) = reflector::store();
+        let (namespaces, namespaces_writer) = reflector::store();
+        let watches = {
+            let client = client.clone();
+            async move {
+                tokio::join!(
+                    watch(
+                        Api::<ShadowPod>::all(client.clone()),
+                        watcher::Config::default(),
+                        shadows_writer,
+                        |_| {}
+                    ),
+                    watch(
+                        Api::<Quota>::all(client.clone()),
+                        watcher::Config::default(),
+                        quotas_writer,
+                        |_| {}
+                    ),
+                    watch(
+                        Api::<Namespace>::all(client),
+                        watcher::Config::default(),
+                        namespaces_writer,
+                        |_| {}
+                    ),
+                );
+            }
+        };
+        (
+            Self {
+                client,
+                users: Mutex::default(),
+                shadows,
+                quotas,
+                namespaces,
+            },
+            watches,
+        )
+    }
+
     fn user(&self, user: &str) -> Arc<tokio::sync::Mutex<Pending>> {
         let mut users = match self.users.lock() {
             Ok(g) => g,
@@ -110,12 +163,30 @@ impl ShadowPodAdmission {
         users.entry(user.to_owned()).or_default().clone()
     }
 
+    async fn caches_ready(&self) -> bool {
+        tokio::time::timeout(CACHE_WAIT, async {
+            let _ = tokio::join!(
+                self.shadows.wait_until_ready(),
+                self.quotas.wait_until_ready(),
+                self.namespaces.wait_until_ready(),
+            );
+        })
+        .await
+        .is_ok()
+    }
+
+    /// The namespace `name`, from the cache or (just created) from the API server.
+    async fn namespace(&self, name: &str) -> Result<Option<Namespace>, kube::Error> {
+        if let Some(ns) = self.namespaces.get(&ObjectRef::new(name)) {
+            return Ok(Some(ns.as_ref().clone()));
+        }
+        Api::<Namespace>::all(self.client.clone())
+            .get_opt(name)
+            .await
+    }
+
     /// The validation of one request.
-    pub(crate) async fn validate(
-        &self,
-        client: Client,
-        request: AdmissionRequest,
-    ) -> AdmissionResponse {
+    pub(crate) async fn validate(&self, request: AdmissionRequest) -> AdmissionResponse {
         let parse = |v: &Option<serde_json::Value>| {
             v.clone()
                 .filter(|v| !v.is_null())
@@ -135,7 +206,13 @@ impl ShadowPodAdmission {
         let Some(spec) = shadow.spec.pod.as_ref() else {
             return AdmissionResponse::allow(&request);
         };
-        let namespace = match Api::<Namespace>::all(client.clone()).get_opt(&ns).await {
+        if !self.caches_ready().await {
+            return AdmissionResponse::deny(
+                &request,
+                "the provider's ShadowPod webhook is starting (its caches are not filled yet); retry",
+            );
+        }
+        let namespace = match self.namespace(&ns).await {
             Ok(Some(n)) => n,
             Ok(None) => {
                 return AdmissionResponse::deny(&request, format!("namespace {ns} does not exist"));
@@ -167,19 +244,12 @@ impl ShadowPodAdmission {
         let user = request.user_info.username.clone();
         let origin = namespace.labels().get(labels::core::REMOTE_CLUSTER_ID);
         let tenant = origin.is_some_and(|o| request.user_info.groups.iter().any(|g| g == o));
-        let quotas = match Api::<Quota>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-        {
-            Ok(l) => l.items,
-            Err(e) => {
-                return AdmissionResponse::deny(
-                    &request,
-                    format!("cannot read the Quotas to check the ShadowPod ({e}); retry"),
-                );
-            }
-        };
-        let Some(quota) = quotas.into_iter().find(|q| q.spec.user == user) else {
+        let Some(quota) = self
+            .quotas
+            .state()
+            .into_iter()
+            .find(|q| q.spec.user == user)
+        else {
             if tenant {
                 return AdmissionResponse::deny(
                     &request,
@@ -213,22 +283,13 @@ impl ShadowPodAdmission {
         let key = format!("{ns}/{}", shadow.name_any());
         let lock = self.user(&user);
         let mut pending = lock.lock().await;
-        let selector = format!("{}={}", auth_keys::CREATOR_USER, creator_label_value(&user));
-        let existing = match Api::<ShadowPod>::all(client.clone())
-            .list(&ListParams::default().labels(&selector))
-            .await
-        {
-            Ok(l) => l.items,
-            Err(e) => {
-                return AdmissionResponse::deny(
-                    &request,
-                    format!("cannot read the ShadowPods of {user} to check its quota ({e}); retry"),
-                );
-            }
-        };
+        let creator = creator_label_value(&user);
         let mut used = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
-        for s in &existing {
+        for s in self.shadows.state() {
+            if s.labels().get(auth_keys::CREATOR_USER) != Some(&creator) {
+                continue;
+            }
             let k = format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any());
             seen.insert(k.clone());
             if k == key || s.metadata.deletion_timestamp.is_some() {

@@ -371,6 +371,7 @@ fn error_policy(vn: Arc<VirtualNode>, error: &Error, ctx: Arc<Context>) -> Actio
 ///     home_cluster_id: "rome".parse().unwrap(),
 ///     extra_args: vec![],
 ///     resync: Duration::from_secs(10),
+///     own_identity: true,
 /// };
 /// controller::run(client, launcher, config, liqo_core::runtime::shutdown_signal()).await?;
 /// # Ok(()) }

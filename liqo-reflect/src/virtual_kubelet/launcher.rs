@@ -51,7 +51,11 @@ pub struct LaunchSpec {
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> liqo_reflect::Result<()> {
 /// let launcher = Recorder::default();
-/// let spec = LaunchSpec { key: "liqo-tenant-milan/milan".into(), args: vec!["--virtual-node-name".into(), "milan".into()] };
+/// let spec = LaunchSpec {
+///     key: "liqo-tenant-milan/milan".into(),
+///     args: vec!["--virtual-node-name".into(), "milan".into()],
+///     token: None,
+/// };
 /// assert!(launcher.ensure(&spec).await?);
 /// assert!(!launcher.ensure(&spec).await?); // already running with these arguments
 /// launcher.stop(&spec.key).await?;

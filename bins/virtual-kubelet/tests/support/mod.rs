@@ -138,3 +138,77 @@ pub(crate) async fn accept_mapping(rome: &Client, local: &str, remote: &str) {
         .await
         .unwrap();
 }
+
+/// Two clusters, rome's namespace demo offloaded to milan's demo-rome, a virtual kubelet
+/// serving its kubelet API on a free port of 127.0.0.1, and pod `web` Running through it.
+pub(crate) struct OffloadedWeb {
+    pub(crate) rome: liqo_testenv::Cluster,
+    pub(crate) milan: liqo_testenv::Cluster,
+    pub(crate) port: String,
+    _vk: liqo_testenv::Daemon,
+    _shutdown: liqo_core::runtime::Shutdown,
+}
+
+pub(crate) async fn offloaded_web(prefix: &str, extra_args: &[&str]) -> OffloadedWeb {
+    let (rome, milan) = setup(&format!("{prefix}-rome"), &format!("{prefix}-milan"), 1).await;
+    rome.create_namespace("demo").await.unwrap();
+    milan.create_namespace("demo-rome").await.unwrap();
+    accept_mapping(&rome.client(), "demo", "demo-rome").await;
+    let shutdown = liqo_core::runtime::Shutdown::new();
+    tokio::spawn(liqo_reflect::shadowpod::run(
+        milan.client(),
+        liqo_reflect::shadowpod::Config::default(),
+        shutdown.wait_owned(),
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let vk = rome
+        .daemon(
+            &format!("{prefix}-virtual-kubelet"),
+            env!("CARGO_BIN_EXE_liqo-virtual-kubelet"),
+            [
+                "--virtual-node-name",
+                NODE,
+                "--tenant-namespace",
+                TENANT_NS,
+                "--home-cluster-id",
+                "rome",
+                "--foreign-cluster-id",
+                "milan",
+                "--node-ip",
+                "127.0.0.1",
+                "--listen-port",
+                &port,
+            ]
+            .into_iter()
+            .chain(extra_args.iter().copied()),
+        )
+        .unwrap();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(rome.client(), "demo");
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "nodeSelector": {"liqo.io/type": "virtual-node"},
+            "tolerations": [{"key": "virtual-node.liqo.io/not-allowed", "operator": "Exists", "effect": "NoExecute"}],
+            "containers": [{"name": "web", "image": "nginx"}],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    liqo_testenv::eventually("the offloaded pod to be Running", WAIT, || async {
+        let p = pods.get("web").await.ok()?;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    OffloadedWeb {
+        rome,
+        milan,
+        port,
+        _vk: vk,
+        _shutdown: shutdown,
+    }
+}
