@@ -33,7 +33,7 @@ pub enum Error {
         reason: String,
     },
     /// A string is not a Kubernetes quantity.
-    #[error("invalid quantity {text:?}: expected a Kubernetes quantity such as 500m, 2, 1.5Gi")]
+    #[error("invalid quantity \"{text}\": expected a Kubernetes quantity such as 500m, 2, 1.5Gi")]
     InvalidQuantity {
         /// The rejected value.
         text: String,

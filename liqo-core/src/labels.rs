@@ -740,7 +740,7 @@ pub fn remote_cluster_id_from(labels: &BTreeMap<String, String>) -> Result<Optio
 /// alphanumerics, `-`, `_`, `.`, starting and ending with an alphanumeric.
 fn check_label_name(what: &str, s: &str) -> std::result::Result<(), String> {
     if s.len() > 63 {
-        return Err(format!("{what} {s:?} is longer than 63 characters"));
+        return Err(format!("{what} \"{s}\" is longer than 63 characters"));
     }
     let ok_inner = s
         .chars()
@@ -749,7 +749,7 @@ fn check_label_name(what: &str, s: &str) -> std::result::Result<(), String> {
         && s.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !(ok_inner && ok_ends) {
         return Err(format!(
-            "{what} {s:?} must be alphanumerics, '-', '_' or '.', starting and ending with an \
+            "{what} \"{s}\" must be alphanumerics, '-', '_' or '.', starting and ending with an \
              alphanumeric"
         ));
     }
@@ -788,7 +788,7 @@ pub fn validate_label_key(key: &str) -> crate::Result<()> {
             !p.is_empty() && p.len() <= 253 && p.split('.').all(crate::ids::is_dns1123_label);
         if !valid {
             return Err(invalid(format!(
-                "label key prefix {p:?} must be a lowercase DNS subdomain (e.g. topology.liqo.io)"
+                "label key prefix \"{p}\" must be a lowercase DNS subdomain (e.g. topology.liqo.io)"
             )));
         }
     }

@@ -107,7 +107,7 @@ pub(crate) async fn run(
         .filter(|i| !i.is_empty())
     {
         let (class, value) = item.split_once('=').ok_or_else(|| {
-            anyhow::anyhow!("--tenant-pod-security-by-class: {item:?} is not class=level")
+            anyhow::anyhow!("--tenant-pod-security-by-class: \"{item}\" is not class=level")
         })?;
         let value = liqo_reflect::offloading::pod_policy::Level::parse(value)
             .map_err(|e| anyhow::anyhow!("--tenant-pod-security-by-class {class}: {e}"))?;

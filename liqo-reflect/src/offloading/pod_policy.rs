@@ -90,7 +90,7 @@ impl Level {
             k8s_keys::POD_SECURITY_BASELINE => Ok(Self::Baseline),
             k8s_keys::POD_SECURITY_RESTRICTED => Ok(Self::Restricted),
             other => Err(format!(
-                "unknown Pod Security level {other:?}: use privileged, baseline or restricted"
+                "unknown Pod Security level \"{other}\": use privileged, baseline or restricted"
             )),
         }
     }

@@ -225,7 +225,10 @@ pub fn validate_cluster_selector(
             ("matchFields", term.match_fields.as_deref()),
         ] {
             for r in requirements.unwrap_or_default() {
-                let at = format!("clusterSelector.nodeSelectorTerms[{i}].{kind} {:?}", r.key);
+                let at = format!(
+                    "clusterSelector.nodeSelectorTerms[{i}].{kind} \"{}\"",
+                    r.key
+                );
                 if let Err(e) = liqo_core::labels::validate_label_key(&r.key) {
                     return Err(format!("{at}: {e}"));
                 }
@@ -246,7 +249,7 @@ pub fn validate_cluster_selector(
                     "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
                     other => {
                         return Err(format!(
-                            "{at}: unknown operator {other:?} (use In, NotIn, Exists, \
+                            "{at}: unknown operator \"{other}\" (use In, NotIn, Exists, \
                              DoesNotExist, Gt or Lt)"
                         ));
                     }
