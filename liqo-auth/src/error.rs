@@ -113,7 +113,7 @@ pub enum Error {
     CsrCreation(#[source] rcgen::Error),
 
     /// A call to the Kubernetes API failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", liqo_core::error::KubeErrorExt::describe(source))]
     Kube {
         /// What was being done.
         context: String,

@@ -76,6 +76,18 @@ pub trait KubeErrorExt: sealed::Sealed {
     fn is_forbidden(&self) -> bool;
     /// The API answered 422 Invalid (the object failed validation).
     fn is_invalid(&self) -> bool;
+    /// The error for people: the API server's message as it wrote it (for example an
+    /// admission webhook's denial) rather than kube's `ApiError: ... (Status { ... })`
+    /// rendering; other errors as they display.
+    ///
+    /// ```
+    /// use kube::core::Status;
+    /// use liqo_core::error::KubeErrorExt;
+    ///
+    /// let err = kube::Error::Api(Status::failure("namespaces \"x\" not found", "NotFound").with_code(404).boxed());
+    /// assert_eq!(err.describe(), "namespaces \"x\" not found");
+    /// ```
+    fn describe(&self) -> String;
 }
 
 impl KubeErrorExt for kube::Error {
@@ -97,6 +109,16 @@ impl KubeErrorExt for kube::Error {
 
     fn is_invalid(&self) -> bool {
         matches!(self, kube::Error::Api(status) if status.is_invalid())
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+            kube::Error::Api(status) => {
+                format!("the API server answered {} {}", status.code, status.reason)
+            }
+            other => other.to_string(),
+        }
     }
 }
 

@@ -121,7 +121,7 @@ pub enum Error {
     },
 
     /// A call to the Kubernetes API failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", liqo_core::error::KubeErrorExt::describe(source))]
     Kube {
         /// What was being done.
         context: String,

@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// A Kubernetes API call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", liqo_core::error::KubeErrorExt::describe(source))]
     Kube {
         /// What was being done.
         context: String,

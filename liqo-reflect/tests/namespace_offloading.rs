@@ -261,7 +261,8 @@ async fn namespaces_are_extended_to_the_selected_clusters() {
         .get("same")
         .await
         .unwrap();
-    assert!(!same_ns.labels().contains_key("liqo.io/scheduling-enabled"));
+    // Labelled (a remote namespace is ready) so the webhook keeps its pods off virtual nodes.
+    assert_eq!(same_ns.labels()["liqo.io/scheduling-enabled"], "true");
 
     // A namespace with the name already exists in milan and is not Liqo's: AllFailed.
     offload(
@@ -270,7 +271,25 @@ async fn namespaces_are_extended_to_the_selected_clusters() {
         json!({"namespaceMappingStrategy": "EnforceSameName", "clusterSelector": north}),
     )
     .await;
+    // The namespace is labelled for scheduling in advance (as the documentation suggests): a
+    // failed offloading rolls the label back, so its pods are no longer held or mutated.
+    Api::<Namespace>::all(rome_c.clone())
+        .patch(
+            "taken",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"liqo.io/scheduling-enabled": "true"}}})),
+        )
+        .await
+        .unwrap();
     let taken = phase_of(&rome_c, "taken", OffloadingPhase::AllFailed).await;
+    eventually("the label of taken rolled back", WAIT, || async {
+        let ns = Api::<Namespace>::all(rome_c.clone())
+            .get("taken")
+            .await
+            .ok()?;
+        (!ns.labels().contains_key("liqo.io/scheduling-enabled")).then_some(())
+    })
+    .await;
     assert_eq!(
         condition(&taken, "milan", Ready),
         (ConditionStatus::False, "CreationLoopBackOff".to_owned())

@@ -1,7 +1,9 @@
 //! The offloading webhooks served over TLS and registered with a real API server: a
 //! NamespaceOffloading not named `offloading` and a change of its mapping strategy are
-//! refused with the reason; pods created in a namespace offloaded with the `Remote` strategy
-//! get the virtual-node toleration and the node affinity; pods elsewhere are untouched.
+//! refused with the reason; pods in a namespace labelled for scheduling are refused until a
+//! remote namespace is ready; pods created in a namespace offloaded with the `Remote` strategy
+//! get the virtual-node toleration and the node affinity; with the `Local` strategy they are
+//! kept off virtual nodes and refused when they target one; pods elsewhere are untouched.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -12,6 +14,7 @@ use kube::{Api, Client};
 use liqo_core::api::offloading::v1beta1::{
     NamespaceMappingStrategy, NamespaceOffloading, NamespaceOffloadingSpec, PodOffloadingStrategy,
 };
+use liqo_core::error::KubeErrorExt as _;
 use liqo_core::webhook::ServingCertificate;
 use liqo_reflect::offloading::admission::{self, WebhookOptions};
 use liqo_testenv::{Cluster, ClusterConfig};
@@ -70,15 +73,27 @@ async fn offloading_webhooks_are_served_and_enforced_by_the_api_server() {
         .unwrap();
     });
 
-    for ns in ["offloaded", "plain"] {
+    for ns in ["offloaded", "plain", "local"] {
         cluster.create_namespace(ns).await.unwrap();
     }
-    // The namespace-offloading controller labels offloaded namespaces; here by hand.
+    // The namespace-offloading controller labels offloaded namespaces; here by hand, in
+    // advance (as the documentation suggests): pods are refused until offloading is possible.
     let label = serde_json::json!({"metadata": {"labels": {"liqo.io/scheduling-enabled": "true"}}});
-    Api::<Namespace>::all(client.clone())
-        .patch("offloaded", &PatchParams::default(), &Patch::Merge(&label))
+    for ns in ["offloaded", "local"] {
+        Api::<Namespace>::all(client.clone())
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .unwrap();
+    }
+    let early = Api::<Pod>::namespaced(client.clone(), "offloaded")
+        .create(&PostParams::default(), &pod("early"))
         .await
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(
+        early.contains("liqoctl offload namespace offloaded"),
+        "unexpected refusal: {early}"
+    );
 
     let api: Api<NamespaceOffloading> = Api::namespaced(client.clone(), "offloaded");
     let refused = api
@@ -113,6 +128,24 @@ async fn offloading_webhooks_are_served_and_enforced_by_the_api_server() {
         refused.contains("immutable"),
         "unexpected refusal: {refused}"
     );
+
+    let pending = Api::<Pod>::namespaced(client.clone(), "offloaded")
+        .create(&PostParams::default(), &pod("pending"))
+        .await
+        .unwrap_err()
+        .describe();
+    assert!(
+        pending.contains("not possible yet") && !pending.contains("Some("),
+        "unexpected refusal: {pending}"
+    );
+    // What the controller writes once the twin namespace is ready in milan.
+    let ready = serde_json::json!({"status": {
+        "offloadingPhase": "Ready",
+        "remoteNamespacesConditions": {"milan": [{"type": "Ready", "status": "True"}]},
+    }});
+    api.patch_status("offloading", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
 
     // A pod in the offloaded namespace is mutated; the same pod elsewhere is not.
     let mutated = create_pod(&client, "offloaded", "p").await.spec.unwrap();
@@ -160,4 +193,65 @@ async fn offloading_webhooks_are_served_and_enforced_by_the_api_server() {
         .await
         .unwrap();
     assert!(skipped.spec.unwrap().affinity.is_none());
+
+    // The Local strategy: pods stay off virtual nodes, and pods targeting one are refused.
+    let local: Api<NamespaceOffloading> = Api::namespaced(client.clone(), "local");
+    let mut nso = offloading("offloading", NamespaceMappingStrategy::DefaultName);
+    nso.spec.pod_offloading_strategy = PodOffloadingStrategy::Local;
+    local.create(&PostParams::default(), &nso).await.unwrap();
+    local
+        .patch_status("offloading", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
+    let kept = create_pod(&client, "local", "kept").await.spec.unwrap();
+    let terms = kept
+        .affinity
+        .unwrap()
+        .node_affinity
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .unwrap()
+        .node_selector_terms;
+    let requirement = &terms[0].match_expressions.as_ref().unwrap()[0];
+    assert_eq!(
+        (requirement.key.as_str(), requirement.operator.as_str()),
+        ("liqo.io/type", "NotIn")
+    );
+    assert!(
+        kept.tolerations
+            .unwrap_or_default()
+            .iter()
+            .all(|t| t.key.as_deref() != Some("virtual-node.liqo.io/not-allowed"))
+    );
+    let virtual_node: k8s_openapi::api::core::v1::Node =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "milan", "labels": {"liqo.io/type": "virtual-node"}},
+        }))
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .create(&PostParams::default(), &virtual_node)
+        .await
+        .unwrap();
+    let mut pinned = pod("pinned");
+    pinned.spec.as_mut().unwrap().node_name = Some("milan".into());
+    let refused = Api::<Pod>::namespaced(client.clone(), "local")
+        .create(&PostParams::default(), &pinned)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("Local pod offloading strategy") && refused.contains("milan"),
+        "unexpected refusal: {refused}"
+    );
+    let mut selecting = pod("selecting");
+    selecting.spec.as_mut().unwrap().node_selector = Some(BTreeMap::from([(
+        "liqo.io/type".into(),
+        "virtual-node".into(),
+    )]));
+    assert!(
+        Api::<Pod>::namespaced(client.clone(), "local")
+            .create(&PostParams::default(), &selecting)
+            .await
+            .is_err()
+    );
 }

@@ -99,7 +99,7 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A Kubernetes API call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", liqo_core::error::KubeErrorExt::describe(source))]
     Kube {
         /// What was being done.
         context: String,

@@ -11,8 +11,18 @@ use liqo_testenv::{Cluster, ClusterConfig, NodeCapacity};
 ///
 /// Binaries come from hack/k8s-binaries.sh (or LIQO_K8S_BIN). Logs go to
 /// target/testenv/<cluster>/.
+///
+/// Examples:
+///   liqo-testenv up --clusters 2
+///   liqo-testenv up --names rome,milan --nodes 1 --env-file target/testenv/clusters.env
 #[derive(Debug, Parser)]
-#[command(name = "liqo-testenv", version, about, long_about)]
+#[command(
+    name = "liqo-testenv",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -22,9 +32,10 @@ struct Args {
 enum Command {
     /// Start clusters, print their kubeconfig paths, and keep them up until Ctrl-C.
     ///
-    /// Example:
+    /// Examples:
     ///   liqo-testenv up --clusters 2
     ///   kubectl --kubeconfig target/testenv/rome/kubeconfig get nodes
+    #[command(verbatim_doc_comment)]
     Up(UpArgs),
 }
 

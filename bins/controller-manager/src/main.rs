@@ -40,7 +40,13 @@ mod offloading;
 ///   liqo-controller-manager --cluster-id naples --pod-cidr 10.244.0.0/16 \
 ///     --service-cidr 10.96.0.0/12 --cluster-labels topology.liqo.io/region=south
 #[derive(Debug, Parser)]
-#[command(name = "liqo-controller-manager", version, about, long_about)]
+#[command(
+    name = "liqo-controller-manager",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 struct Args {
     /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
     #[arg(long, env = "KUBECONFIG")]

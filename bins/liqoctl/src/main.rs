@@ -32,7 +32,7 @@ use progress::{Progress, parse_duration};
 ///   liqoctl info
 ///   liqoctl unpeer --remote-kubeconfig milan.kubeconfig
 #[derive(Debug, Parser)]
-#[command(name = "liqoctl", version, about, long_about)]
+#[command(name = "liqoctl", version, about, long_about, verbatim_doc_comment)]
 struct Args {
     /// Kubeconfig of the local cluster (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, env = "KUBECONFIG")]
@@ -40,12 +40,6 @@ struct Args {
     /// Context of the local kubeconfig to use (default: its current context).
     #[arg(long, global = true)]
     context: Option<String>,
-    /// Kubeconfig of the remote cluster (the provider for `peer`).
-    #[arg(long, global = true)]
-    remote_kubeconfig: Option<PathBuf>,
-    /// Context of the remote kubeconfig to use.
-    #[arg(long, global = true)]
-    remote_context: Option<String>,
     /// Namespace where Liqo runs, on both clusters.
     #[arg(long, global = true, default_value = "liqo")]
     liqo_namespace: String,
@@ -139,11 +133,38 @@ enum Command {
         /// Print only the liqoctl version.
         #[arg(long)]
         client: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+}
+
+/// The other cluster, for the commands that work on two.
+#[derive(Debug, Clone, clap::Args)]
+struct RemoteArgs {
+    /// Kubeconfig of the remote cluster (the provider for `peer`).
+    #[arg(long)]
+    remote_kubeconfig: Option<PathBuf>,
+    /// Context of the remote kubeconfig to use.
+    #[arg(long)]
+    remote_context: Option<String>,
+}
+
+impl Command {
+    /// The remote-cluster flags of the command, for those that have them.
+    fn remote(&self) -> Option<&RemoteArgs> {
+        match self {
+            Self::Peer(p) => Some(&p.remote),
+            Self::Unpeer(u) => Some(&u.remote),
+            Self::Version { remote, .. } => Some(remote),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
 struct PeerArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Also peer in the other direction (the remote cluster consumes the local one).
     #[arg(long)]
     bidirectional: bool,
@@ -166,6 +187,8 @@ struct PeerArgs {
 
 #[derive(Debug, clap::Args)]
 struct UnpeerArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Keep the tenant namespaces (and whatever else they contain).
     #[arg(long)]
     keep_namespaces: bool,
@@ -183,13 +206,32 @@ struct UnpeerArgs {
 
 #[derive(Debug, Subcommand)]
 enum OffloadWhat {
-    /// Offload a namespace.
+    /// Offload a namespace: create its NamespaceOffloading and wait for the remote namespaces.
+    ///
+    /// A failure (no cluster selected, no remote namespace created) puts back what was there
+    /// before. Running it again with other flags updates the policy.
+    ///
+    /// Examples:
+    ///   liqoctl offload namespace liqo-demo
+    ///   liqoctl offload namespace liqo-demo --namespace-mapping-strategy EnforceSameName
+    ///   # only to clusters in the south region, pods only remote
+    ///   liqoctl offload namespace app --selector 'topology.liqo.io/region=south' \
+    ///     --pod-offloading-strategy Remote
+    ///   # the manifest, for GitOps
+    ///   liqoctl offload namespace liqo-demo --output yaml
+    #[command(verbatim_doc_comment)]
     Namespace(offload::OffloadArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum UnoffloadWhat {
-    /// Stop offloading a namespace.
+    /// Stop offloading a namespace: its remote namespaces are deleted, and its offloaded pods
+    /// are deleted so that their controllers recreate them on local nodes.
+    ///
+    /// Examples:
+    ///   liqoctl unoffload namespace liqo-demo
+    ///   liqoctl unoffload namespace liqo-demo --timeout 5m
+    #[command(verbatim_doc_comment)]
     Namespace {
         /// The namespace.
         namespace: String,
@@ -202,6 +244,10 @@ enum UnoffloadWhat {
 #[derive(Debug, Subcommand)]
 enum InfoWhat {
     /// Details of one peer: role, API server, versions, modules, ResourceSlices, VirtualNodes.
+    ///
+    /// Examples:
+    ///   liqoctl info peer milan
+    #[command(verbatim_doc_comment)]
     Peer {
         /// The peer's cluster id.
         cluster_id: ClusterId,
@@ -250,7 +296,7 @@ async fn main() -> std::process::ExitCode {
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", progress::render(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -262,10 +308,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         context: args.context.clone(),
         role: "local",
     };
-    let remote = args.remote_kubeconfig.clone().map(|k| Target {
-        kubeconfig: Some(k),
-        context: args.remote_context.clone(),
-        role: "remote",
+    let remote = args.command.remote().and_then(|r| {
+        r.remote_kubeconfig.clone().map(|k| Target {
+            kubeconfig: Some(k),
+            context: r.remote_context.clone(),
+            role: "remote",
+        })
     });
     let ns = args.liqo_namespace.as_str();
     let need_remote = || {
@@ -336,7 +384,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     Ok(c) => Some(c),
                     Err(e) if u.force => {
                         progress.info(format!(
-                            "remote cluster not usable ({e:#}): local cleanup only"
+                            "remote cluster not usable ({}): local cleanup only",
+                            progress::render(&e)
                         ));
                         None
                     }
@@ -402,7 +451,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let local = cluster::connect(&local, ns).await?;
             offload::unoffload(&local, &namespace, timeout).await?;
         }
-        Command::Version { client } => {
+        Command::Version { client, .. } => {
             println!("liqoctl: {}", env!("CARGO_PKG_VERSION"));
             if client {
                 return Ok(());
@@ -424,7 +473,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         }
                     }
                     Err(e) => {
-                        println!("{} cluster: {e:#}", t.role);
+                        println!("{} cluster: {}", t.role, progress::render(&e));
                         failed = true;
                     }
                 }

@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use liqo_core::api::offloading::v1beta1::{
-    NAMESPACE_OFFLOADING_NAME, NamespaceMappingStrategy, NamespaceOffloading,
-    NamespaceOffloadingSpec, OffloadingPhase, PodOffloadingStrategy,
+    ConditionStatus, NAMESPACE_OFFLOADING_NAME, NamespaceMappingStrategy, NamespaceOffloading,
+    NamespaceOffloadingSpec, NamespaceOffloadingStatus, OffloadingPhase, PodOffloadingStrategy,
+    RemoteNamespaceConditionType,
 };
 
 use crate::cluster::{Conn, is_404};
@@ -119,39 +121,101 @@ pub(crate) fn manifest(args: &OffloadArgs) -> anyhow::Result<NamespaceOffloading
     Ok(offloading)
 }
 
-/// `liqoctl offload namespace`.
+/// What a NamespaceOffloading status says about the clusters: the selected ones (`Ready` or
+/// not) and, for each selected cluster that is not ready, why (pure).
+pub(crate) fn selected_clusters(status: &NamespaceOffloadingStatus) -> Vec<(String, bool, String)> {
+    status
+        .remote_namespaces_conditions
+        .iter()
+        .filter(|(_, conditions)| {
+            conditions.iter().any(|c| {
+                c.type_ == RemoteNamespaceConditionType::OffloadingRequired
+                    && c.status == ConditionStatus::True
+            })
+        })
+        .map(|(id, conditions)| {
+            let ready = conditions
+                .iter()
+                .find(|c| c.type_ == RemoteNamespaceConditionType::Ready);
+            (
+                id.clone(),
+                ready.is_some_and(|c| c.status == ConditionStatus::True),
+                ready
+                    .and_then(|c| c.message.clone())
+                    .unwrap_or_else(|| "no report yet".to_owned()),
+            )
+        })
+        .collect()
+}
+
+/// How the wait for the remote namespaces ended, when it did not succeed (a failure the
+/// command rolls back).
+fn failure(status: &NamespaceOffloadingStatus) -> Option<String> {
+    match status.offloading_phase {
+        Some(OffloadingPhase::NoClusterSelected) => Some(
+            "no peered cluster matches the selector: check the virtual nodes' labels (kubectl \
+             get nodes -l liqo.io/type=virtual-node --show-labels)"
+                .to_owned(),
+        ),
+        Some(OffloadingPhase::AllFailed) => {
+            let reasons: Vec<String> = selected_clusters(status)
+                .into_iter()
+                .filter(|(_, ready, _)| !ready)
+                .map(|(id, _, why)| format!("{id}: {why}"))
+                .collect();
+            Some(format!(
+                "no remote namespace could be created ({})",
+                reasons.join("; ")
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `liqoctl offload namespace`: applies the NamespaceOffloading, waits for the status of this
+/// generation, and on a definite failure puts back what was there before (no
+/// NamespaceOffloading, or the previous spec).
 pub(crate) async fn offload(local: &Conn, args: &OffloadArgs) -> anyhow::Result<()> {
     let offloading = manifest(args)?;
     let api: Api<NamespaceOffloading> = Api::namespaced(local.client.clone(), &args.namespace);
+    let namespaces: Api<Namespace> = Api::all(local.client.clone());
     let progress = Progress::new(false);
-    progress
+    let previous = progress
         .step(
             format!("NamespaceOffloading {}/offloading", args.namespace),
             async {
-                api.patch(
-                    NAMESPACE_OFFLOADING_NAME,
-                    &PatchParams::apply("liqoctl").force(),
-                    &Patch::Apply(&offloading),
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "creating the NamespaceOffloading of {} (does the namespace exist?)",
+                if namespaces.get_opt(&args.namespace).await?.is_none() {
+                    anyhow::bail!(
+                        "namespace {0} does not exist: create it first (kubectl create namespace {0})",
                         args.namespace
+                    );
+                }
+                let previous = api.get_opt(NAMESPACE_OFFLOADING_NAME).await?;
+                let applied = api
+                    .patch(
+                        NAMESPACE_OFFLOADING_NAME,
+                        &PatchParams::apply("liqoctl").force(),
+                        &Patch::Apply(&offloading),
                     )
-                })
+                    .await
+                    .with_context(|| {
+                        format!("creating the NamespaceOffloading of {}", args.namespace)
+                    })?;
+                Ok((previous, applied.metadata.generation))
             },
         )
         .await?;
-    let status = progress
+    let (previous, generation) = previous;
+    let waited = progress
         .step("remote namespaces ready", async {
             wait_for(
                 args.timeout,
                 || {
                     format!(
                         "the NamespaceOffloading of {} is not Ready: is liqo-controller-manager \
-                         running, and are the selected providers peered?",
-                        args.namespace
+                         running, and are the selected providers peered? (kubectl get \
+                         namespaceoffloading offloading -n {} -o yaml shows the progress)",
+                        args.namespace, args.namespace
                     )
                 },
                 || async {
@@ -161,35 +225,75 @@ pub(crate) async fn offload(local: &Conn, args: &OffloadArgs) -> anyhow::Result<
                     let Some(status) = o.status else {
                         return Ok(None);
                     };
-                    match status.offloading_phase {
-                        Some(OffloadingPhase::Ready) => Ok(Some(status)),
-                        Some(OffloadingPhase::NoClusterSelected) => Err(anyhow!(
-                            "no peered cluster matches the selector: check the virtual nodes' \
-                             labels (kubectl get nodes -l liqo.io/type=virtual-node --show-labels)"
-                        )),
-                        Some(OffloadingPhase::AllFailed) => Err(anyhow!(
-                            "no remote namespace could be created: {:?}",
-                            status.remote_namespaces_conditions
-                        )),
-                        _ => Ok(None),
+                    // The status of an older spec says nothing about this one.
+                    if status.observed_generation < generation {
+                        return Ok(None);
                     }
+                    if let Some(why) = failure(&status) {
+                        return Ok(Some(Err(why)));
+                    }
+                    Ok((status.offloading_phase == Some(OffloadingPhase::Ready))
+                        .then_some(Ok(status)))
                 },
             )
             .await
         })
         .await?;
-    let clusters: Vec<&String> = status.remote_namespaces_conditions.keys().collect();
+    let status = match waited {
+        Ok(status) => status,
+        Err(why) => {
+            progress
+                .step("rolled back", rollback(&api, &args.namespace, previous))
+                .await?;
+            anyhow::bail!("{why}");
+        }
+    };
+    let clusters: Vec<String> = selected_clusters(&status)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
     progress.info(format!(
         "namespace {} offloaded to {} as {}",
         args.namespace,
-        clusters
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        clusters.join(", "),
         status.remote_namespace_name.unwrap_or_default()
     ));
     Ok(())
+}
+
+/// Puts back the NamespaceOffloading as it was before a failed `offload`: deleted if there
+/// was none (the controller removes what it started), else its previous spec.
+async fn rollback(
+    api: &Api<NamespaceOffloading>,
+    namespace: &str,
+    previous: Option<NamespaceOffloading>,
+) -> anyhow::Result<()> {
+    match previous {
+        None => match api
+            .delete(NAMESPACE_OFFLOADING_NAME, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_404(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| {
+                format!("deleting the NamespaceOffloading of {namespace} after the failure")
+            }),
+        },
+        Some(old) => {
+            let mut restored = NamespaceOffloading::new(NAMESPACE_OFFLOADING_NAME, old.spec);
+            restored.metadata.namespace = Some(namespace.to_owned());
+            api.patch(
+                NAMESPACE_OFFLOADING_NAME,
+                &PatchParams::apply("liqoctl").force(),
+                &Patch::Apply(&restored),
+            )
+            .await
+            .with_context(|| {
+                format!("restoring the previous NamespaceOffloading of {namespace}")
+            })?;
+            Ok(())
+        }
+    }
 }
 
 /// `liqoctl unoffload namespace`: deletes the NamespaceOffloading and waits until the remote

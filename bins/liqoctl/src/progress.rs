@@ -53,6 +53,28 @@ impl Progress {
     }
 }
 
+/// An error chain for people, outermost context first, joined by `: `: Kubernetes API errors
+/// as the API server's message ([`KubeErrorExt::describe`]) instead of kube's rendering with a
+/// `Debug` dump, and a cause whose text the previous part already contains left out (so the
+/// API server's message appears once).
+///
+/// [`KubeErrorExt::describe`]: liqo_core::error::KubeErrorExt::describe
+pub(crate) fn render(error: &anyhow::Error) -> String {
+    use liqo_core::error::KubeErrorExt as _;
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = match cause.downcast_ref::<kube::Error>() {
+            Some(kube) => kube.describe(),
+            None => cause.to_string(),
+        };
+        if parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
 /// Polls `check` until it returns `Ok(Some(v))`; fails at once on `Err` and with `timeout_msg`
 /// after `timeout`.
 pub(crate) async fn wait_for<T, F, Fut>(
@@ -99,6 +121,23 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_render_the_api_message_once() {
+        let status = kube::core::Status::failure(
+            "admission webhook \"pod.mutate.liqo.io\" denied the request: no",
+            "Forbidden",
+        )
+        .with_code(400)
+        .boxed();
+        let e = anyhow::Error::new(kube::Error::Api(status)).context("creating pod x");
+        let text = render(&e);
+        assert_eq!(
+            text,
+            "creating pod x: admission webhook \"pod.mutate.liqo.io\" denied the request: no"
+        );
+        assert!(!text.contains("Some(") && !text.contains("Status {"));
+    }
 
     #[test]
     fn durations() {

@@ -105,6 +105,27 @@ where
         .or_else(tolerate)
 }
 
+/// Whether `cluster` knows `peer`: a ForeignCluster named after it or its tenant namespace.
+async fn is_peer(cluster: &Conn, peer: &liqo_core::ids::ClusterId) -> anyhow::Result<bool> {
+    let fc = Api::<ForeignCluster>::all(cluster.client.clone())
+        .get_opt(peer.as_str())
+        .await;
+    let ns = Api::<Namespace>::all(cluster.client.clone())
+        .get_opt(&peer.tenant_namespace())
+        .await;
+    Ok(matches!(fc, Ok(Some(_)) | Err(_)) || matches!(ns, Ok(Some(_)) | Err(_)))
+}
+
+async fn is_peer_provider(
+    provider: Option<&Conn>,
+    consumer: &liqo_core::ids::ClusterId,
+) -> anyhow::Result<bool> {
+    match provider {
+        Some(p) => is_peer(p, consumer).await,
+        None => Ok(false),
+    }
+}
+
 /// Unpeers `consumer` from a reachable `provider`.
 pub(crate) async fn unpeer(
     progress: &Progress,
@@ -132,6 +153,12 @@ pub(crate) async fn unpeer_ids(
     let p_ns = c.tenant_namespace();
     let t = opts.timeout;
     let cl = consumer.client.clone();
+    if !is_peer(consumer, p).await? && !is_peer_provider(provider, c).await? {
+        anyhow::bail!(
+            "cluster {p} is not a peer of {c}: there is nothing to unpeer (no ForeignCluster {p} \
+             and no tenant namespace {c_ns} on {c}); `kubectl get foreignclusters` lists the peers"
+        );
+    }
     let force = opts.force || provider.is_none();
     let local_sel = ListParams::default().labels(&format!(
         "{}={},{}={p}",

@@ -22,7 +22,13 @@ use liqo_reflect::virtual_kubelet::{Config, run};
 ///     --tenant-namespace liqo-tenant-milan --home-cluster-id rome --foreign-cluster-id milan \
 ///     --remote-pod-cidr 10.0.0.0/16 --remote-pod-cidr-remap 10.71.0.0/16
 #[derive(Debug, Parser)]
-#[command(name = "liqo-virtual-kubelet", version, about, long_about)]
+#[command(
+    name = "liqo-virtual-kubelet",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 struct Args {
     /// Kubeconfig of the home cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, env = "KUBECONFIG")]

@@ -27,16 +27,20 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
     ValidatingWebhookConfiguration, WebhookClientConfig,
 };
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::{ObjectMeta, Patch, PatchParams};
-use kube::{Api, Client};
-use liqo_core::api::offloading::v1beta1::{NAMESPACE_OFFLOADING_NAME, NamespaceOffloading};
+use kube::{Api, Client, ResourceExt};
+use liqo_core::api::offloading::v1beta1::{
+    NAMESPACE_OFFLOADING_NAME, NamespaceOffloading, PodOffloadingStrategy,
+};
 use liqo_core::labels;
 use liqo_core::webhook::{AdmissionRequest, AdmissionResponse, ServingCertificate, WebhookServer};
 
 use super::shadowpod_admission::{ShadowPodAdmission, creator_patch};
-use super::webhook::{mutate_pod, validate_namespace_offloading};
+use super::webhook::{
+    local_strategy_refusal, mutate_pod, offloading_possible, validate_namespace_offloading,
+};
 use crate::{Error, Result};
 
 /// Path of the pod mutation.
@@ -127,8 +131,10 @@ pub fn certificate_names(options: &WebhookOptions) -> (Vec<String>, Vec<std::net
     }
 }
 
-/// The pod mutation: pods created in a namespace whose NamespaceOffloading does not keep
-/// them local get the virtual-node toleration and the node affinity of its strategy.
+/// The pod mutation: pods created in a namespace labelled `liqo.io/scheduling-enabled=true`
+/// are refused until offloading is possible ([`offloading_possible`]), then get the toleration
+/// and node affinity of the NamespaceOffloading's strategy ([`mutate_pod`]); with the `Local`
+/// strategy, pods targeting a virtual node are refused ([`local_strategy_refusal`]).
 async fn admit_pod(client: Client, request: AdmissionRequest) -> AdmissionResponse {
     let (Some(ns), Some(object)) = (request.namespace.clone(), request.object.clone()) else {
         return AdmissionResponse::allow(&request);
@@ -137,24 +143,55 @@ async fn admit_pod(client: Client, request: AdmissionRequest) -> AdmissionRespon
         Ok(p) => p,
         Err(e) => return AdmissionResponse::deny(&request, format!("not a Pod: {e}")),
     };
-    let offloading = match Api::<NamespaceOffloading>::namespaced(client, &ns)
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.runtime_class_name.as_deref())
+        == Some(super::webhook::LIQO_RUNTIME_CLASS)
+    {
+        return AdmissionResponse::allow(&request);
+    }
+    let offloading = match Api::<NamespaceOffloading>::namespaced(client.clone(), &ns)
         .get_opt(NAMESPACE_OFFLOADING_NAME)
         .await
     {
-        Ok(Some(o)) => o,
-        Ok(None) => return AdmissionResponse::allow(&request),
+        Ok(o) => o,
         Err(e) => {
             return AdmissionResponse::deny(
                 &request,
-                format!("cannot read the NamespaceOffloading of {ns}: {e}; retry"),
+                format!("cannot read the NamespaceOffloading of namespace {ns} ({e}); retry"),
             );
         }
     };
-    let mutated = mutate_pod(
-        &pod,
-        offloading.spec.pod_offloading_strategy,
-        offloading.spec.cluster_selector.as_ref(),
-    );
+    if let Err(message) = offloading_possible(&ns, offloading.as_ref()) {
+        return AdmissionResponse::deny(&request, message);
+    }
+    let Some(offloading) = offloading else {
+        return AdmissionResponse::allow(&request);
+    };
+    let strategy = offloading.spec.pod_offloading_strategy;
+    if strategy == PodOffloadingStrategy::Local {
+        let virtual_node = match pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            Some(node) => match Api::<Node>::all(client).get_opt(&node).await {
+                Ok(n) => n
+                    .filter(|n| labels::is_virtual_node(n.labels()))
+                    .map(|_| node),
+                Err(e) => {
+                    return AdmissionResponse::deny(
+                        &request,
+                        format!("cannot read node {node} ({e}); retry"),
+                    );
+                }
+            },
+            None => None,
+        };
+        if let Some(message) =
+            local_strategy_refusal(&pod, &ns, |n| virtual_node.as_deref() == Some(n))
+        {
+            return AdmissionResponse::deny(&request, message);
+        }
+    }
+    let mutated = mutate_pod(&pod, strategy, offloading.spec.cluster_selector.as_ref());
     if mutated.spec == pod.spec {
         return AdmissionResponse::allow(&request);
     }

@@ -1,8 +1,10 @@
 //! The NamespaceOffloading controller (consumer side).
 //!
 //! For the NamespaceOffloading `offloading` of a namespace it:
-//! - labels the namespace `liqo.io/scheduling-enabled=true` unless the pod offloading strategy
-//!   is `Local` (the pod webhook acts on those namespaces);
+//! - labels the namespace `liqo.io/scheduling-enabled=true` (the pod webhook acts on those
+//!   namespaces) once a remote namespace is ready, and removes the label when no cluster is
+//!   selected or all of them failed ([`plan::scheduling_enabled`]): a failed offloading is
+//!   rolled back;
 //! - adds `desiredMapping[<namespace>] = <remote name>` to the NamespaceMap of every cluster
 //!   whose VirtualNode matches the `clusterSelector`, and removes it from the others (the
 //!   NamespaceMap of a cluster is created, named after its id, in the VirtualNode's namespace,
@@ -27,8 +29,7 @@ use kube::{
 };
 use liqo_core::{
     api::offloading::v1beta1::{
-        NAMESPACE_OFFLOADING_NAME, NamespaceMap, NamespaceMapSpec, NamespaceOffloading,
-        PodOffloadingStrategy, VirtualNode,
+        NAMESPACE_OFFLOADING_NAME, NamespaceMap, NamespaceMapSpec, NamespaceOffloading, VirtualNode,
     },
     ids::ClusterId,
     labels::{
@@ -77,8 +78,8 @@ async fn local_maps(client: &Client) -> Result<BTreeMap<ClusterId, NamespaceMap>
         .collect())
 }
 
-/// The clusters with a VirtualNode, their labels (merged over their VirtualNodes) and the
-/// namespace of (one of) their VirtualNodes.
+/// The clusters with a VirtualNode, the labels of their virtual Nodes (the provider's labels,
+/// `liqo.io/remote-cluster-id` and `liqo.io/type`) and the namespace of their VirtualNodes.
 async fn clusters(
     client: &Client,
 ) -> Result<BTreeMap<ClusterId, Vec<(BTreeMap<String, String>, String)>>> {
@@ -88,12 +89,16 @@ async fn clusters(
         .map_err(Error::kube("listing VirtualNodes"))?;
     let mut out: BTreeMap<ClusterId, Vec<_>> = BTreeMap::new();
     for vn in vns.items {
-        let Some(id) = vn.spec.cluster_id.as_deref().and_then(|s| s.parse().ok()) else {
+        let Some(id): Option<ClusterId> = vn.spec.cluster_id.as_deref().and_then(|s| s.parse().ok()) else {
             continue;
         };
+        // The labels of the virtual Node: the provider's, plus its identity labels.
+        let mut labels = vn.spec.labels.clone();
+        labels.insert(core::REMOTE_CLUSTER_ID.to_owned(), id.to_string());
+        labels.insert(core::TYPE.to_owned(), core::TYPE_VIRTUAL_NODE.to_owned());
         out.entry(id)
             .or_default()
-            .push((vn.spec.labels.clone(), vn.namespace().unwrap_or_default()));
+            .push((labels, vn.namespace().unwrap_or_default()));
     }
     Ok(out)
 }
@@ -293,12 +298,6 @@ async fn reconcile(nso: Arc<NamespaceOffloading>, ctx: Arc<Context>) -> Result<A
             )));
         }
     };
-    label_namespace(
-        &ctx.client,
-        &namespace,
-        nso.spec.pod_offloading_strategy != PodOffloadingStrategy::Local,
-    )
-    .await?;
     let mut views = BTreeMap::new();
     for (id, nodes) in &clusters {
         let selected = nodes
@@ -334,6 +333,11 @@ async fn reconcile(nso: Arc<NamespaceOffloading>, ctx: Arc<Context>) -> Result<A
         if !clusters.contains_key(id) {
             set_mapping(&ctx.client, Some(map), id, "", &namespace, None).await?;
         }
+    }
+    // Labelled once a remote namespace is ready (before the status says so, so a client that
+    // waited for the status finds pods mutated), unlabelled when the offloading failed.
+    if let Some(enabled) = plan::scheduling_enabled(&views) {
+        label_namespace(&ctx.client, &namespace, enabled).await?;
     }
     write_status(&api, &nso, &remote_name, &views, false).await?;
     ctx.backoff.reset_object(&nso);

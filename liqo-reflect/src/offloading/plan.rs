@@ -288,6 +288,41 @@ pub fn offloading_status(
     }
 }
 
+/// Whether the namespace is labelled `liqo.io/scheduling-enabled=true` (the pod webhook acts
+/// on it), given the clusters' views: `Some(true)` once a selected cluster has the remote
+/// namespace ready, `Some(false)` when no cluster is selected or every selected one failed
+/// (a failed offloading is rolled back: pods are not sent towards virtual nodes they cannot
+/// run on), `None` (leave the label as it is, maybe set in advance by hand) while in progress.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use liqo_reflect::offloading::plan::{ClusterView, scheduling_enabled};
+///
+/// let pending = ClusterView { selected: true, mapping: None };
+/// let views = BTreeMap::from([("milan".parse().unwrap(), pending)]);
+/// assert_eq!(scheduling_enabled(&views), None);
+/// assert_eq!(scheduling_enabled(&BTreeMap::new()), Some(false));
+/// ```
+#[must_use]
+pub fn scheduling_enabled(clusters: &BTreeMap<ClusterId, ClusterView>) -> Option<bool> {
+    let selected: Vec<Option<MappingPhase>> = clusters
+        .values()
+        .filter(|v| v.selected)
+        .map(|v| v.mapping.as_ref().and_then(|m| m.phase))
+        .collect();
+    if selected.contains(&Some(MappingPhase::Accepted)) {
+        Some(true)
+    } else if selected
+        .iter()
+        .all(|p| *p == Some(MappingPhase::CreationLoopBackOff))
+    {
+        // Also when nothing is selected.
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// The clusters a namespace needs twins in: those with a VirtualNode selected by `selector`,
 /// given each VirtualNode's cluster id and labels.
 pub fn selected_clusters<'a>(

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{
 };
 use liqo_core::{
     api::offloading::v1beta1::{
-        NAMESPACE_OFFLOADING_NAME, NamespaceMappingStrategy, NamespaceOffloading,
-        PodOffloadingStrategy,
+        ConditionStatus, NAMESPACE_OFFLOADING_NAME, NamespaceMappingStrategy, NamespaceOffloading,
+        PodOffloadingStrategy, RemoteNamespaceConditionType,
     },
     labels::{core, offloading},
 };
@@ -61,7 +61,10 @@ pub fn strategy_terms(
         .map(|s| s.node_selector_terms.clone())
         .filter(|t| !t.is_empty());
     match strategy {
-        PodOffloadingStrategy::Local => None,
+        PodOffloadingStrategy::Local => Some(vec![NodeSelectorTerm {
+            match_expressions: Some(vec![virtual_node_requirement("NotIn")]),
+            match_fields: None,
+        }]),
         PodOffloadingStrategy::Remote => {
             let only_virtual = NodeSelectorTerm {
                 match_expressions: Some(vec![virtual_node_requirement("In")]),
@@ -86,9 +89,10 @@ pub fn strategy_terms(
 }
 
 /// The pod as the mutating webhook makes it (upstream `/mutate/pod`): with the `Remote` and
-/// `LocalAndRemote` strategies, the virtual-node toleration, and the strategy's required node
-/// affinity ([`strategy_terms`]) ANDed with the pod's own (each existing term combined with
-/// each new one). Pods of the `liqo` RuntimeClass and the `Local` strategy are left alone.
+/// `LocalAndRemote` strategies, the virtual-node toleration; with every strategy, its required
+/// node affinity ([`strategy_terms`]) ANDed with the pod's own (each existing term combined
+/// with each new one): the `Local` strategy keeps pods off virtual nodes. Pods of the `liqo`
+/// RuntimeClass are left alone.
 ///
 /// ```
 /// use k8s_openapi::api::core::v1::Pod;
@@ -114,15 +118,15 @@ pub fn mutate_pod(
     let Some(spec) = pod.spec.as_mut() else {
         return pod;
     };
-    if spec.runtime_class_name.as_deref() == Some(LIQO_RUNTIME_CLASS)
-        || strategy == PodOffloadingStrategy::Local
-    {
+    if spec.runtime_class_name.as_deref() == Some(LIQO_RUNTIME_CLASS) {
         return pod;
     }
-    let toleration = virtual_node_toleration();
-    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-    if !tolerations.contains(&toleration) {
-        tolerations.push(toleration);
+    if strategy != PodOffloadingStrategy::Local {
+        let toleration = virtual_node_toleration();
+        let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+        if !tolerations.contains(&toleration) {
+            tolerations.push(toleration);
+        }
     }
     let Some(new_terms) = strategy_terms(strategy, selector) else {
         return pod;
@@ -146,6 +150,103 @@ pub fn mutate_pod(
             .collect()
     };
     pod
+}
+
+/// Why a pod of a namespace with the `Local` strategy is refused, if it is: it names a virtual
+/// node (`spec.nodeName`, when `node_is_virtual` says so) or selects virtual nodes by label
+/// (`nodeSelector` `liqo.io/type: virtual-node`). `None`: the pod may be created (the
+/// mutation keeps it off virtual nodes).
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use liqo_reflect::offloading::webhook::local_strategy_refusal;
+///
+/// let pinned: Pod = serde_json::from_value(serde_json::json!({
+///     "spec": {"nodeName": "milan", "containers": [{"name": "app", "image": "nginx"}]}
+/// })).unwrap();
+/// assert!(local_strategy_refusal(&pinned, "demo", |n| n == "milan").is_some());
+/// assert!(local_strategy_refusal(&pinned, "demo", |_| false).is_none());
+/// ```
+pub fn local_strategy_refusal(
+    pod: &Pod,
+    namespace: &str,
+    node_is_virtual: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    if spec.runtime_class_name.as_deref() == Some(LIQO_RUNTIME_CLASS) {
+        return None;
+    }
+    let why = |target: String| {
+        format!(
+            "namespace {namespace} is offloaded with the Local pod offloading strategy: its pods \
+             run on local nodes only, and this pod targets {target}; remove that constraint, or \
+             change the strategy with `liqoctl offload namespace {namespace} \
+             --pod-offloading-strategy LocalAndRemote`"
+        )
+    };
+    if let Some(node) = spec.node_name.as_deref().filter(|n| node_is_virtual(n)) {
+        return Some(why(format!("virtual node {node} (spec.nodeName)")));
+    }
+    let selects_virtual = spec
+        .node_selector
+        .as_ref()
+        .and_then(|s| s.get(core::TYPE))
+        .is_some_and(|v| v == core::TYPE_VIRTUAL_NODE);
+    selects_virtual.then(|| {
+        why(format!(
+            "virtual nodes (nodeSelector {}={})",
+            core::TYPE,
+            core::TYPE_VIRTUAL_NODE
+        ))
+    })
+}
+
+/// Whether pods may be created in a namespace labelled `liqo.io/scheduling-enabled=true`, given
+/// its NamespaceOffloading (`None`: there is none): only once at least one remote namespace is
+/// ready. The error is the webhook's denial: as the documentation describes, labelling a
+/// namespace in advance holds its pods back until offloading is possible (their controllers
+/// retry).
+///
+/// ```
+/// use liqo_core::api::offloading::v1beta1::{NamespaceOffloading, NamespaceOffloadingSpec};
+/// use liqo_reflect::offloading::webhook::offloading_possible;
+///
+/// assert!(offloading_possible("demo", None).unwrap_err().contains("liqoctl offload namespace demo"));
+/// let pending = NamespaceOffloading::new("offloading", NamespaceOffloadingSpec::default());
+/// assert!(offloading_possible("demo", Some(&pending)).is_err());
+/// ```
+pub fn offloading_possible(
+    namespace: &str,
+    offloading: Option<&NamespaceOffloading>,
+) -> Result<(), String> {
+    let label = format!("{}=true", offloading::SCHEDULING_ENABLED);
+    let Some(nso) = offloading else {
+        return Err(format!(
+            "namespace {namespace} is labelled {label} but is not offloaded, so its pods cannot \
+             be scheduled yet: run `liqoctl offload namespace {namespace}`, or remove the label \
+             to run them locally"
+        ));
+    };
+    let status = nso.status.as_ref();
+    let any_ready = status.is_some_and(|s| {
+        s.remote_namespaces_conditions.values().any(|conditions| {
+            conditions.iter().any(|c| {
+                c.type_ == RemoteNamespaceConditionType::Ready && c.status == ConditionStatus::True
+            })
+        })
+    });
+    if any_ready {
+        return Ok(());
+    }
+    let phase = status
+        .and_then(|s| s.offloading_phase)
+        .map_or_else(|| "not processed yet".to_owned(), |p| format!("phase {p}"));
+    Err(format!(
+        "pod offloading is not possible yet in namespace {namespace} (its NamespaceOffloading \
+         is {phase}, no remote namespace is ready); pods are refused until it is, because the \
+         namespace is labelled {label}; controllers such as Deployments retry, and `kubectl get \
+         namespaceoffloading -n {namespace}` shows the progress"
+    ))
 }
 
 /// Validates a NamespaceOffloading (upstream `/validate/namespace-offloading`): it must be
@@ -324,12 +425,23 @@ mod tests {
     }
 
     #[test]
-    fn local_and_runtime_class_are_untouched() {
+    fn local_keeps_pods_off_virtual_nodes_and_runtime_class_is_untouched() {
         let p = pod(json!({}));
+        let local = mutate_pod(&p, PodOffloadingStrategy::Local, Some(&south()));
+        let t = terms(&local);
+        assert_eq!(t.len(), 1);
+        let req = &t[0].match_expressions.as_ref().unwrap()[0];
         assert_eq!(
-            mutate_pod(&p, PodOffloadingStrategy::Local, Some(&south())),
-            p
+            (req.key.as_str(), req.operator.as_str()),
+            ("liqo.io/type", "NotIn")
         );
+        assert!(local.spec.unwrap().tolerations.is_none());
+        let pinned = pod(json!({"nodeName": "milan"}));
+        assert!(local_strategy_refusal(&pinned, "d", |n| n == "milan").is_some());
+        assert!(local_strategy_refusal(&pinned, "d", |_| false).is_none());
+        let selecting = pod(json!({"nodeSelector": {"liqo.io/type": "virtual-node"}}));
+        let why = local_strategy_refusal(&selecting, "d", |_| false).unwrap();
+        assert!(why.contains("Local pod offloading strategy"), "{why}");
         let liqo = pod(json!({"runtimeClassName": "liqo"}));
         assert_eq!(mutate_pod(&liqo, PodOffloadingStrategy::Remote, None), liqo);
     }

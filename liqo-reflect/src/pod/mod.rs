@@ -17,7 +17,11 @@
 //!   gone, finalizes the local deletion (there is no real kubelet to do it).
 //!
 //! [`PodReflector::run_fallback`] handles the pods bound to the virtual node in namespaces that
-//! are not offloaded: they stay `Pending` with reason `OffloadingBackOff`.
+//! are not offloaded: they stay `Pending` with reason `OffloadingBackOff`, except the pods that
+//! were offloaded (labelled `liqo.io/shadowPod=true`): their twin is gone with the namespace,
+//! so they are deleted and their controllers recreate them on local nodes, as the
+//! documentation promises for `liqoctl unoffload`. [`Reflector::stop_namespace`] does the same
+//! at once for the namespace whose offloading ended.
 
 pub mod forge;
 
@@ -52,7 +56,7 @@ use liqo_core::{
 };
 use liqo_ipam::remap::RemoteCidrs;
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     Clusters, Error, Reflector, Result,
@@ -120,6 +124,8 @@ pub struct PodReflector {
     metrics: Arc<ReflectorMetrics>,
     namespaces: NamespaceTasks,
     active: Mutex<HashSet<String>>,
+    offloaded: Mutex<HashSet<String>>,
+    synced: tokio::sync::watch::Sender<bool>,
     restarts: RestartMap,
 }
 
@@ -144,6 +150,8 @@ impl PodReflector {
             config,
             namespaces: NamespaceTasks::default(),
             active: Mutex::default(),
+            offloaded: Mutex::default(),
+            synced: tokio::sync::watch::Sender::new(false),
             restarts: RestartMap::default(),
         }
     }
@@ -152,9 +160,27 @@ impl PodReflector {
         format!("spec.nodeName={}", self.config.node_name)
     }
 
+    /// Tells the reflector which local namespaces are offloaded to its provider (the
+    /// NamespaceMaps' accepted mappings), whether or not their reflection runs yet. The
+    /// fallback waits for the first call: until then it cannot tell a namespace whose
+    /// offloading ended from one whose reflection is about to start.
+    pub fn set_offloaded_namespaces(&self, namespaces: impl IntoIterator<Item = String>) {
+        *lock(&self.offloaded) = namespaces.into_iter().collect();
+        self.synced.send_replace(true);
+    }
+
     /// Keeps the pods bound to the virtual node in namespaces that are not offloaded `Pending`
-    /// with reason `OffloadingBackOff`, and finalizes their deletion. Runs until `shutdown`.
+    /// with reason `OffloadingBackOff`, deletes those that were offloaded (their controllers
+    /// recreate them locally), and finalizes their deletion. Starts once
+    /// [`set_offloaded_namespaces`](Self::set_offloaded_namespaces) was called; runs until
+    /// `shutdown`.
     pub async fn run_fallback(&self, shutdown: impl Future<Output = ()> + Send) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut synced = self.synced.subscribe();
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = synced.wait_for(|s| *s) => {}
+        }
         let api: Api<Pod> = Api::all(self.clusters.local.clone());
         let stream = retrying(watcher(
             api,
@@ -162,7 +188,6 @@ impl PodReflector {
         ))
         .applied_objects();
         let mut stream = std::pin::pin!(stream);
-        let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let next = tokio::select! {
                 () = &mut shutdown => return,
@@ -182,12 +207,15 @@ impl PodReflector {
 
     async fn fallback(&self, pod: &Pod) -> Result<()> {
         let namespace = pod.namespace().unwrap_or_default();
-        if lock(&self.active).contains(&namespace) {
+        if lock(&self.active).contains(&namespace) || lock(&self.offloaded).contains(&namespace) {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(self.clusters.local.clone(), &namespace);
         let name = pod.name_any();
-        if pod.metadata.deletion_timestamp.is_some() {
+        if pod.metadata.deletion_timestamp.is_some() || was_offloaded(pod) {
+            if was_offloaded(pod) {
+                info!(pod = %name, %namespace, "namespace no longer offloaded here: deleting the pod so that its controller recreates it");
+            }
             return force_delete(&api, pod).await;
         }
         let status = forge::backoff_status(&namespace);
@@ -205,6 +233,27 @@ impl PodReflector {
         )))?;
         Ok(())
     }
+}
+
+/// Whether the pod was offloaded (the reflector labelled it when it created its ShadowPod).
+fn was_offloaded(pod: &Pod) -> bool {
+    pod.labels().get(offloading::SHADOW_POD).map(String::as_str) == Some(TRUE)
+}
+
+/// Deletes the offloaded pods of `namespace` bound to `node`: called when the namespace's
+/// offloading to this provider ended (the twins go with the remote namespace).
+async fn delete_offloaded(client: &kube::Client, namespace: &str, node: &str) -> Result<usize> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default()
+        .fields(&format!("spec.nodeName={node}"))
+        .labels(&format!("{}={TRUE}", offloading::SHADOW_POD));
+    let pods = api.list(&params).await.map_err(Error::kube(format!(
+        "listing the offloaded pods of {namespace}"
+    )))?;
+    for pod in &pods.items {
+        force_delete(&api, pod).await?;
+    }
+    Ok(pods.items.len())
 }
 
 async fn force_delete(api: &Api<Pod>, pod: &Pod) -> Result<()> {
@@ -299,7 +348,14 @@ impl Reflector for PodReflector {
     async fn stop_namespace(&self, pair: &NamespacePair) -> Result<()> {
         if self.namespaces.stop(pair) {
             lock(&self.active).remove(pair.local());
+            lock(&self.offloaded).remove(pair.local());
             debug!(%pair, "pod reflection stopped");
+            let deleted =
+                delete_offloaded(&self.clusters.local, pair.local(), &self.config.node_name)
+                    .await?;
+            if deleted > 0 {
+                info!(%pair, deleted, "namespace no longer offloaded here: deleted its offloaded pods so that their controllers recreate them locally");
+            }
         }
         Ok(())
     }

@@ -339,6 +339,7 @@ pub async fn run(
             home.clone(),
             &config.tenant_namespace,
             &manager,
+            &pods,
             shutdown.clone()
         ),
     );
@@ -393,6 +394,7 @@ async fn follow_namespace_maps(
     home: Client,
     namespace: &str,
     manager: &ReflectionManager,
+    pods: &PodReflector,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let (store, writer) = reflector::store::<NamespaceMap>();
@@ -428,6 +430,7 @@ async fn follow_namespace_maps(
         }
         let maps: Vec<NamespaceMap> = store.state().iter().map(|m| (**m).clone()).collect();
         let wanted = accepted_pairs(&maps);
+        pods.set_offloaded_namespaces(wanted.iter().map(|p| p.local().to_owned()));
         for pair in running.difference(&wanted).cloned().collect::<Vec<_>>() {
             match manager.stop_namespace(&pair).await {
                 Ok(()) => {

@@ -139,7 +139,68 @@ pub(crate) fn liqoctl(local: &Cluster, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    for text in [&out.stdout, &out.stderr] {
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            debug_dumps(&text).is_empty(),
+            "liqoctl {args:?} printed a Rust Debug dump: {text}"
+        );
+    }
     out
+}
+
+/// The Rust `Debug` renderings found in a text meant for people (`Some(`, `{ type_:`,
+/// `Status {`).
+pub(crate) fn debug_dumps(text: &str) -> Vec<&'static str> {
+    ["Some(", "{ type_:", "Status {", "ErrorResponse {"]
+        .into_iter()
+        .filter(|p| text.contains(p))
+        .collect()
+}
+
+/// Asserts that no status of a Liqo resource and no Event on `cluster` contains a Rust
+/// `Debug` dump.
+pub(crate) async fn assert_no_debug_dumps(cluster: &Cluster) {
+    use liqo_core::api::authentication::v1beta1::*;
+    use liqo_core::api::core::v1beta1::ForeignCluster;
+    use liqo_core::api::offloading::v1beta1::*;
+    async fn statuses<K>(cluster: &Cluster) -> Vec<String>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: serde::Serialize,
+    {
+        Api::<K>::all(cluster.client())
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|o| serde_json::to_value(o).unwrap()["status"].to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    let mut texts = Vec::new();
+    texts.extend(statuses::<ForeignCluster>(cluster).await);
+    texts.extend(statuses::<Tenant>(cluster).await);
+    texts.extend(statuses::<ResourceSlice>(cluster).await);
+    texts.extend(statuses::<VirtualNode>(cluster).await);
+    texts.extend(statuses::<NamespaceOffloading>(cluster).await);
+    texts.extend(statuses::<NamespaceMap>(cluster).await);
+    texts.extend(statuses::<ShadowPod>(cluster).await);
+    texts.extend(statuses::<k8s_openapi::api::core::v1::Pod>(cluster).await);
+    let events = Api::<k8s_openapi::api::core::v1::Event>::all(cluster.client())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    texts.extend(events.items.into_iter().filter_map(|e| e.message));
+    for text in texts {
+        assert!(
+            debug_dumps(&text).is_empty(),
+            "a status or Event message on {} has a Rust Debug dump: {text}",
+            cluster.name()
+        );
+    }
 }
 
 /// Runs liqoctl and asserts success; returns stdout.

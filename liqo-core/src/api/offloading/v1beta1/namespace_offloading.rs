@@ -93,6 +93,27 @@ pub enum OffloadingPhase {
     Terminating,
 }
 
+impl OffloadingPhase {
+    /// The phase as it is written in the status (`Ready`, `AllFailed`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::NoClusterSelected => "NoClusterSelected",
+            Self::InProgress => "InProgress",
+            Self::SomeFailed => "SomeFailed",
+            Self::AllFailed => "AllFailed",
+            Self::Terminating => "Terminating",
+        }
+    }
+}
+
+impl std::fmt::Display for OffloadingPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Aspect of a remote namespace a condition reports on.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum RemoteNamespaceConditionType {
