@@ -94,7 +94,7 @@ cat <<MSG
 Try:
   target/debug/liqoctl --kubeconfig ${KC[rome]} info peer milan
   $KUBECTL --kubeconfig ${KC[rome]} get foreignclusters,virtualnodes -A
-  $KUBECTL --kubeconfig ${KC[milan]} get tenants,resourceslices,quotas -A
+  $KUBECTL --kubeconfig ${KC[milan]} get tenants.authentication.liqo.io,resourceslices.authentication.liqo.io,quotas.offloading.liqo.io -A
   $KUBECTL --kubeconfig ${KC[milan]} -n liqo-demo get pods -o wide   # the offloaded twin
 
 Press Ctrl-C to stop everything.

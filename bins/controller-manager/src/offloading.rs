@@ -138,7 +138,8 @@ pub(crate) async fn run(
             .context("locating this binary")?
             .with_file_name("liqo-virtual-kubelet"),
     };
-    let mut base = Vec::new();
+    // Each kubelet on its own port of this host, advertised on its Node.
+    let mut base = vec!["--listen-port".to_owned(), "0".to_owned()];
     if let Some(kc) = &kubeconfig {
         base.extend(["--kubeconfig".to_owned(), kc.display().to_string()]);
     }

@@ -27,7 +27,8 @@ use liqo_reflect::virtual_kubelet::{Config, run};
     version,
     about,
     long_about,
-    verbatim_doc_comment
+    verbatim_doc_comment,
+    args_override_self = true
 )]
 struct Args {
     /// Kubeconfig of the home cluster (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
@@ -57,7 +58,8 @@ struct Args {
     /// Address of this virtual kubelet: Node InternalIP and host IP of offloaded pods.
     #[arg(long, env = "POD_IP", default_value = "127.0.0.1")]
     node_ip: IpAddr,
-    /// Port of the kubelet API advertised on the Node.
+    /// Port of the kubelet API, advertised on the Node (daemonEndpoints); 0 picks a free one
+    /// (several virtual kubelets on one address, as the process launcher runs them).
     #[arg(long, default_value_t = 10250)]
     listen_port: u16,
     /// The provider's pod CIDR (as the provider sees it).

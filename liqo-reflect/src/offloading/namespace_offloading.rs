@@ -89,7 +89,9 @@ async fn clusters(
         .map_err(Error::kube("listing VirtualNodes"))?;
     let mut out: BTreeMap<ClusterId, Vec<_>> = BTreeMap::new();
     for vn in vns.items {
-        let Some(id): Option<ClusterId> = vn.spec.cluster_id.as_deref().and_then(|s| s.parse().ok()) else {
+        let Some(id): Option<ClusterId> =
+            vn.spec.cluster_id.as_deref().and_then(|s| s.parse().ok())
+        else {
             continue;
         };
         // The labels of the virtual Node: the provider's, plus its identity labels.

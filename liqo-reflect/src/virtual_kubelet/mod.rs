@@ -293,6 +293,18 @@ pub async fn run(
     let manager = builder.reflector(pods.clone()).build();
 
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    // Bound before the Node is written: with port 0 the system picks a free port, and the
+    // Node advertises the one bound, so the API server reaches this kubelet and no other.
+    let address = std::net::SocketAddr::new(config.node_ip, config.kubelet_port);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        Error::InvalidConfig(format!(
+            "cannot serve the kubelet API on {address}: {e}; give each virtual kubelet its own \
+             --node-ip or --listen-port (0 picks a free port)"
+        ))
+    })?;
+    let kubelet_port = listener
+        .local_addr()
+        .map_or(config.kubelet_port, |a| a.port());
     let node_loop = async {
         if config.create_node {
             node::run_node(
@@ -305,7 +317,7 @@ pub async fn run(
                         name: config.virtual_node_name.clone(),
                         remote_cluster_id: config.foreign_cluster_id.clone(),
                         node_ip: config.node_ip,
-                        kubelet_port: config.kubelet_port,
+                        kubelet_port,
                         kubelet_version,
                         extra_labels: config.extra_labels.clone(),
                     },
@@ -327,6 +339,7 @@ pub async fn run(
             &config.tenant_namespace,
             &config.virtual_node_name,
         ),
+        listener,
         &config,
         shutdown.clone(),
     );
@@ -347,21 +360,17 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves the kubelet API on the Node's address and kubelet port, with a self-signed
-/// certificate; a port already in use is logged and the rest of the kubelet keeps running.
+/// Serves the kubelet API on `listener` (the Node's address and kubelet port), with a
+/// self-signed certificate.
 async fn serve_kubelet_api(
     api: kubelet_api::KubeletApi,
+    listener: tokio::net::TcpListener,
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) {
-    let address = std::net::SocketAddr::new(config.node_ip, config.kubelet_port);
-    let listener = match tokio::net::TcpListener::bind(address).await {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(%address, error = %e, "cannot serve the kubelet API (kubectl logs will not work)");
-            return;
-        }
-    };
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.node_ip.to_string(), |a| a.to_string());
     let certificate = match liqo_core::webhook::ServingCertificate::self_signed(
         std::slice::from_ref(&config.virtual_node_name),
         &[config.node_ip],
