@@ -3,10 +3,21 @@
 # liqo-testenv), the Liqo CRDs, one liqo-controller-manager per cluster, rome peered to milan
 # with liqoctl, then `liqoctl info`. Everything stays up until Ctrl-C.
 #
-#   make playground                      # control-plane peering (--skip-networking)
-#   PLAYGROUND_NETWORKING=1 make playground   # also the network (needs root gateways)
+#   make playground                          # as root: with the network (gateways started
+#                                            # by the controller-managers in network namespaces)
+#   PLAYGROUND_NETWORKING=0 make playground  # control-plane peering only (any user)
+#   PLAYGROUND_EXIT=1 make playground        # set everything up, print it, and stop (tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}/debug"
+if [[ -z "${PLAYGROUND_NETWORKING:-}" ]]; then
+    PLAYGROUND_NETWORKING=0
+    [[ "$(id -u)" == 0 ]] && PLAYGROUND_NETWORKING=1
+fi
+if [[ "$PLAYGROUND_NETWORKING" == 1 && "$(id -u)" != 0 ]]; then
+    echo "PLAYGROUND_NETWORKING=1 needs root (gateways run in network namespaces)" >&2
+    exit 1
+fi
 
 BIN_DIR="${LIQO_K8S_BIN:-$HOME/.cache/liqo-rs/k8s/v1.36.3/bin}"
 KUBECTL="$(command -v kubectl || echo "$BIN_DIR/kubectl")"
@@ -20,8 +31,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cargo build -q -p liqo-testenv -p liqo-controller-manager -p liqoctl -p liqo-virtual-kubelet
-target/debug/liqo-testenv up --names rome,milan --env-file "$STATE/env" &
+cargo build -q -p liqo-testenv -p liqo-controller-manager -p liqoctl -p liqo-virtual-kubelet \
+    -p liqo-gateway
+"$TARGET/liqo-testenv" up --names rome,milan --env-file "$STATE/env" &
 PIDS+=($!)
 for _ in $(seq 1 240); do
     [[ -s "$STATE/env" ]] && break
@@ -35,29 +47,35 @@ while IFS='=' read -r name path; do KC[$name]="$path"; done < "$STATE/env"
 for name in rome milan; do
     "$KUBECTL" --kubeconfig "${KC[$name]}" apply --server-side -f deployments/crds >/dev/null
     log="target/testenv/$name/liqo-controller-manager.log"
-    target/debug/liqo-controller-manager --kubeconfig "${KC[$name]}" --cluster-id "$name" \
-        >"$log" 2>&1 &
+    GW=()
+    [[ "$PLAYGROUND_NETWORKING" == 1 ]] &&
+        GW=(--gateway-launcher netns --gateway-log-dir "target/testenv/$name")
+    # The pod and service CIDRs are detected (kube-system/kubeadm-config).
+    "$TARGET/liqo-controller-manager" --kubeconfig "${KC[$name]}" --cluster-id "$name" \
+        --virtual-kubelet-log-dir "target/testenv/$name" "${GW[@]}" >"$log" 2>&1 &
     PIDS+=($!)
     echo "liqo-controller-manager for $name running (log: $log)"
 done
 
 NET=(--skip-networking)
-[[ "${PLAYGROUND_NETWORKING:-0}" == 1 ]] && NET=()
+[[ "$PLAYGROUND_NETWORKING" == 1 ]] && NET=()
 # The managers write their cluster id at start; liqoctl needs it.
 for _ in $(seq 1 60); do
-    target/debug/liqoctl --kubeconfig "${KC[rome]}" version >/dev/null 2>&1 &&
-        target/debug/liqoctl --kubeconfig "${KC[milan]}" version >/dev/null 2>&1 && break
+    "$TARGET/liqoctl" --kubeconfig "${KC[rome]}" version >/dev/null 2>&1 &&
+        "$TARGET/liqoctl" --kubeconfig "${KC[milan]}" version >/dev/null 2>&1 && break
     sleep 0.5
 done
-target/debug/liqoctl --kubeconfig "${KC[rome]}" peer --remote-kubeconfig "${KC[milan]}" "${NET[@]}"
+"$TARGET/liqoctl" --kubeconfig "${KC[rome]}" peer --remote-kubeconfig "${KC[milan]}" "${NET[@]}"
 echo
-target/debug/liqoctl --kubeconfig "${KC[rome]}" info
+"$TARGET/liqoctl" --kubeconfig "${KC[rome]}" info
+echo
+"$TARGET/liqoctl" --kubeconfig "${KC[milan]}" info
 
 # Offloading: liqo-demo extended to milan, one pod kept local, one sent to the virtual node.
 echo
 "$KUBECTL" --kubeconfig "${KC[rome]}" create namespace liqo-demo --dry-run=client -o yaml |
     "$KUBECTL" --kubeconfig "${KC[rome]}" apply -f - >/dev/null
-target/debug/liqoctl --kubeconfig "${KC[rome]}" offload namespace liqo-demo \
+"$TARGET/liqoctl" --kubeconfig "${KC[rome]}" offload namespace liqo-demo \
     --namespace-mapping-strategy EnforceSameName
 "$KUBECTL" --kubeconfig "${KC[rome]}" -n liqo-demo apply -f - >/dev/null <<'YAML'
 apiVersion: v1
@@ -92,11 +110,12 @@ done
 cat <<MSG
 
 Try:
-  target/debug/liqoctl --kubeconfig ${KC[rome]} info peer milan
+  $TARGET/liqoctl --kubeconfig ${KC[rome]} info peer milan
   $KUBECTL --kubeconfig ${KC[rome]} get foreignclusters,virtualnodes -A
   $KUBECTL --kubeconfig ${KC[milan]} get tenants.authentication.liqo.io,resourceslices.authentication.liqo.io,quotas.offloading.liqo.io -A
   $KUBECTL --kubeconfig ${KC[milan]} -n liqo-demo get pods -o wide   # the offloaded twin
 
 Press Ctrl-C to stop everything.
 MSG
+[[ "${PLAYGROUND_EXIT:-0}" == 1 ]] && exit 0
 wait "${PIDS[0]}"

@@ -19,6 +19,7 @@
 //! - [`overlay`]: the in-cluster VXLAN (or Geneve) overlay from nodes to the gateway, run by
 //!   `liqo-fabric`;
 //! - [`check`]: the reachability check behind `liqoctl test network`;
+//! - [`cluster_cidrs`]: the cluster's pod and service CIDRs, detected;
 //! - [`sys`]: async access to `ip` and `nft`.
 //!
 //! The networking API types live in [`liqo_core::api::networking`]; remapped CIDRs come from
@@ -48,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod cluster_cidrs;
 pub mod configuration;
 pub mod error;
 pub mod gateway;

@@ -266,6 +266,38 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// Name of the ConfigMap (in `kube-system`) where kubeadm records the cluster configuration.
+pub(crate) const KUBEADM_CONFIG: &str = "kubeadm-config";
+
+/// Writes ConfigMap `kube-system/kubeadm-config` with a kubeadm `ClusterConfiguration` whose
+/// `networking` has the cluster's pod and service CIDRs, as kubeadm does.
+async fn publish_cluster_configuration(
+    client: &Client,
+    pod_cidr: Ipv4Network,
+    service_cidr: Ipv4Network,
+) -> Result<()> {
+    let configuration = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking:\n  \
+         podSubnet: {pod_cidr}\n  serviceSubnet: {service_cidr}\n  dnsDomain: cluster.local\n"
+    );
+    let map: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": KUBEADM_CONFIG, "namespace": "kube-system"},
+        "data": {"ClusterConfiguration": configuration},
+    }))
+    .map_err(|e| Error::InvalidConfig(format!("{KUBEADM_CONFIG}: {e}")))?;
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "kube-system")
+        .patch(
+            KUBEADM_CONFIG,
+            &PatchParams::apply("liqo-testenv").force(),
+            &Patch::Apply(&map),
+        )
+        .await
+        .map_err(Error::kube(format!("writing kube-system/{KUBEADM_CONFIG}")))?;
+    Ok(())
+}
+
 /// A running local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
 /// kwok with fake nodes, all on 127.0.0.1.
 ///
@@ -517,6 +549,9 @@ impl Cluster {
             || async { matches!(service_accounts.get_opt("default").await, Ok(Some(_))) },
         )
         .await?;
+        // The cluster's networking recorded where kubeadm records it, so that tools detect
+        // the pod and service CIDRs as they do on kubeadm clusters.
+        publish_cluster_configuration(&client, pod_cidr, service_cidr).await?;
         let nodes: Api<Node> = Api::all(client.clone());
         let expected = config.nodes;
         let selector = format!("{CLUSTER_LABEL}={}", config.name);

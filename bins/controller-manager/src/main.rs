@@ -13,6 +13,7 @@ use liqo_core::ids::ClusterId;
 use liqo_core::runtime::Shutdown;
 
 mod authentication;
+mod gateways;
 mod networking;
 mod offloading;
 
@@ -88,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) keys: Arc<ClusterKeys>,
     pub(crate) namespace: String,
     pub(crate) api_server_url: String,
+    /// The API server URL of the kubeconfig in use (what processes started here talk to).
+    pub(crate) kube_server: String,
     pub(crate) networking_enabled: bool,
     pub(crate) shutdown: Shutdown,
 }
@@ -123,7 +126,11 @@ async fn main() -> anyhow::Result<()> {
         cluster_id: args.cluster_id.clone(),
         keys: Arc::new(keys),
         namespace: args.liqo_namespace.clone(),
-        api_server_url: args.api_server_url.clone().unwrap_or(server),
+        api_server_url: args
+            .api_server_url
+            .clone()
+            .unwrap_or_else(|| server.clone()),
+        kube_server: server,
         networking_enabled: args.enable_networking,
         shutdown: Shutdown::with_signals(),
     };
@@ -133,7 +140,11 @@ async fn main() -> anyhow::Result<()> {
 
     let mut modules: Vec<BoxFuture<'static, anyhow::Result<()>>> = Vec::new();
     if args.enable_networking {
-        modules.push(Box::pin(networking::run(shared.clone(), args.networking)));
+        modules.push(Box::pin(networking::run(
+            shared.clone(),
+            args.networking,
+            args.kubeconfig.clone(),
+        )));
     }
     if args.enable_authentication {
         let vnodes = offloading::creates_virtual_nodes(args.enable_offloading);

@@ -30,8 +30,10 @@ async fn network_cidr(on: &Conn, name: &str) -> anyhow::Result<String> {
         NETWORK_WAIT,
         || {
             format!(
-                "no Network {}/{name} on {}: is liqo-controller-manager running there with the \
-                 networking module enabled (or peer with --skip-networking)?",
+                "no Network {}/{name} on {}: its liqo-controller-manager does not run the \
+                 networking module: it needs the cluster's pod CIDR (--pod-cidr, when it is not \
+                 recorded in kube-system/kubeadm-config) and --enable-networking=true; its log \
+                 says which. Or peer with --skip-networking",
                 on.namespace, on.id
             )
         },
@@ -158,7 +160,9 @@ pub(crate) async fn connect(
                 || {
                     format!(
                         "no gateway is serving GatewayServer {server_ns}/{c} on {p} (no \
-                     status.endpoint/secretRef): is liqo-gateway running on {p}?"
+                     status.endpoint/secretRef): is liqo-gateway running on {p}? (Gateway \
+                     pods run it in a cluster; on a single host, liqo-controller-manager \
+                     --gateway-launcher netns starts it)"
                     )
                 },
                 || async {
@@ -197,7 +201,9 @@ pub(crate) async fn connect(
                 || {
                     format!(
                         "no gateway is serving GatewayClient {client_ns}/{p} on {c} (no \
-                     status.secretRef): is liqo-gateway running on {c}?"
+                     status.secretRef): is liqo-gateway running on {c}? (Gateway pods run it \
+                     in a cluster; on a single host, liqo-controller-manager --gateway-launcher \
+                     netns starts it)"
                     )
                 },
                 || async {
