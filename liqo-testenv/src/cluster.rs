@@ -56,7 +56,9 @@ fn kwok_container_log() -> String {
 
 /// kwok's debugging resources, appended to the Stage configuration: a `ClusterLogs` serving
 /// `log_file` as the log of every container of every pod, a `ClusterAttach` streaming what is
-/// appended to `log_file` to `pods/attach` of every container, and a `ClusterExec` that runs
+/// appended to `log_file` to `pods/attach` of every container, a `ClusterPortForward` that
+/// answers every port of every pod with `cat` (an echo: what a client sends through
+/// `pods/portforward` comes back), and a `ClusterExec` that runs
 /// the command of `pods/exec` for every container of every pod ON THE HOST, as the user
 /// running kwok, in `work_dir` (acceptable for throw-away test control planes only).
 fn kwok_debugging(log_file: &Path, work_dir: &Path) -> String {
@@ -77,7 +79,12 @@ fn kwok_debugging(log_file: &Path, work_dir: &Path) -> String {
          apiVersion: kwok.x-k8s.io/v1alpha1\n\
          kind: ClusterAttach\n\
          metadata:\n  name: liqo-testenv-attach\n\
-         spec:\n  attaches:\n  - logsFile: {log}\n",
+         spec:\n  attaches:\n  - logsFile: {log}\n\
+         ---\n\
+         apiVersion: kwok.x-k8s.io/v1alpha1\n\
+         kind: ClusterPortForward\n\
+         metadata:\n  name: liqo-testenv-port-forward\n\
+         spec:\n  forwards:\n  - command: [cat]\n",
         log = quote(log_file),
         work = quote(work_dir),
     )

@@ -1,9 +1,10 @@
 //! A kubelet API endpoint per virtual node: rome consumes three providers (milan, naples,
 //! turin) and milan consumes rome (a bidirectional peering), every virtual kubelet started by
 //! its liqo-controller-manager on the same host. Each Node advertises its own kubelet port,
-//! so `kubectl logs` and `kubectl exec` reach the virtual kubelet of the pod's node, for a
-//! pod on each of the four virtual nodes (one reached through the wrong kubelet would fail
-//! with "not offloaded").
+//! so `kubectl logs`, `kubectl exec` and `kubectl port-forward` reach the virtual kubelet of
+//! the pod's node, for a pod on each of the four virtual nodes (one reached through the wrong
+//! kubelet would fail with "not offloaded"). The providers' kwok answers port-forwards with an
+//! echo, so what goes through the forwarded port comes back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -128,5 +129,57 @@ async fn kubectl_logs_and_exec_reach_the_virtual_kubelet_of_each_node() {
             kubectl(cluster, &["-n", ns, "exec", &pod, "--", "echo", &pod]).await;
         assert_eq!(code, 0, "kubectl exec {ns}/{pod}: {stderr}");
         assert_eq!(stdout.trim(), pod);
+        port_forward_echoes(cluster, ns, &pod).await;
     }
+}
+
+/// `kubectl port-forward` to port 8080 of `pod`: a line sent through the forwarded local port
+/// comes back (the provider's kwok echoes it).
+async fn port_forward_echoes(cluster: &Cluster, ns: &str, pod: &str) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let binaries = liqo_testenv::Binaries::discover().unwrap();
+    let mut child = tokio::process::Command::new(binaries.path("kubectl"))
+        .arg(format!(
+            "--kubeconfig={}",
+            cluster.kubeconfig_path().display()
+        ))
+        .args(["-n", ns, "port-forward", &format!("pod/{pod}"), ":8080"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // "Forwarding from 127.0.0.1:41234 -> 8080"
+    let port: u16 = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            eprintln!("kubectl port-forward {ns}/{pod}: {line}");
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                return rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+        let mut stderr = String::new();
+        let _ = child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await;
+        panic!("kubectl port-forward {ns}/{pod} ended: {stderr}");
+    })
+    .await
+    .expect("kubectl port-forward listens");
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let line = format!("hello {pod}\n");
+    conn.write_all(line.as_bytes()).await.unwrap();
+    let mut back = vec![0_u8; line.len()];
+    tokio::time::timeout(WAIT, conn.read_exact(&mut back))
+        .await
+        .expect("the echo comes back")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&back), line);
+    let _ = child.kill().await;
 }

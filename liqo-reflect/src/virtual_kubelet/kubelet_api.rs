@@ -30,8 +30,14 @@
 //!
 //! Errors before the session starts (the namespace is not offloaded, the twin does not
 //! exist, the provider refuses) are answered with a `metav1.Status` body that kubectl prints
-//! as `Error from server (...)`; they never leave the client waiting. `portForward`, `run`,
-//! stats and metrics are answered 501 (not implemented).
+//! as `Error from server (...)`; they never leave the client waiting.
+//!
+//! - **port-forward** (`/portForward/{ns}/{pod}`): the protocol upgrade (SPDY/3.1, or
+//!   WebSockets) is passed on to `pods/portforward` of the twin on the provider's API server;
+//!   once both answered `101 Switching Protocols`, bytes are copied both ways, so the streams
+//!   run between the client and the provider.
+//!
+//! `run` is answered 501 (not implemented).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -116,6 +122,26 @@ impl std::fmt::Debug for KubeletApi {
     }
 }
 
+/// The headers of an upgrade request passed on to the provider (the protocol negotiation;
+/// never credentials: the provider sees the virtual kubelet's own).
+const UPGRADE_REQUEST_HEADERS: [&str; 6] = [
+    "connection",
+    "upgrade",
+    "x-stream-protocol-version",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+];
+
+/// The headers of the provider's `101 Switching Protocols` passed back.
+const UPGRADE_RESPONSE_HEADERS: [&str; 5] = [
+    "connection",
+    "upgrade",
+    "x-stream-protocol-version",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+];
+
 /// A parsed kubelet API path.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
@@ -129,6 +155,10 @@ enum Route {
         namespace: String,
         pod: String,
         container: String,
+    },
+    PortForward {
+        namespace: String,
+        pod: String,
     },
     Healthz,
     Unsupported(&'static str),
@@ -155,7 +185,10 @@ fn route(path: &str) -> Route {
             pod: (*pod).to_owned(),
             container: (*container).to_owned(),
         },
-        ["portForward", ..] => Route::Unsupported("port-forward"),
+        ["portForward", ns, pod] | ["portForward", ns, pod, _] => Route::PortForward {
+            namespace: (*ns).to_owned(),
+            pod: (*pod).to_owned(),
+        },
         ["run", ..] => Route::Unsupported("run"),
         ["stats", ..] | ["metrics", ..] => Route::Unsupported("stats and metrics"),
         _ => Route::NotFound,
@@ -349,7 +382,103 @@ impl KubeletApi {
                 pod,
                 container,
             } => self.stream(kind, &namespace, &pod, &container, req).await,
+            Route::PortForward { namespace, pod } => self.port_forward(&namespace, &pod, req).await,
         }
+    }
+
+    /// port-forward: the upgrade (SPDY, or WebSockets) is passed on to `pods/portforward` of
+    /// the twin on the provider's API server, and once both sides switched protocols the
+    /// bytes are copied both ways: the streams (and their port headers) are between the
+    /// client and the provider, whose kubelet reaches the twin's ports.
+    async fn port_forward(
+        &self,
+        namespace: &str,
+        pod: &str,
+        mut req: Request<Incoming>,
+    ) -> Response<Body> {
+        let remote_namespace = match self.remote_namespace(namespace).await {
+            Ok(Some(ns)) => ns,
+            Ok(None) => {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    &not_offloaded(namespace, pod, "port-forward to"),
+                );
+            }
+            Err(e) => return status(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let mut upstream = hyper::http::Request::builder()
+            .method(req.method().clone())
+            .uri(format!(
+                "/api/v1/namespaces/{remote_namespace}/pods/{pod}/portforward{query}"
+            ));
+        for (name, value) in req.headers() {
+            if UPGRADE_REQUEST_HEADERS.contains(&name.as_str()) {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let upstream = match upstream.body(kube::client::Body::from(Vec::new())) {
+            Ok(r) => r,
+            Err(e) => return status(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+        let what =
+            format!("port-forward to {namespace}/{pod} ({remote_namespace}/{pod} on the provider)");
+        let response = match self.remote.send(upstream).await {
+            Ok(r) => r,
+            Err(e) => {
+                return status(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "could not {what}: {}",
+                        liqo_core::error::KubeErrorExt::describe(&e)
+                    ),
+                );
+            }
+        };
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let code = response.status();
+            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            let message =
+                body.ok()
+                    .and_then(|b| {
+                        serde_json::from_slice::<
+                            k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
+                        >(&b)
+                        .ok()
+                    })
+                    .and_then(|s| s.message)
+                    .unwrap_or_else(|| code.to_string());
+            let code = Some(code)
+                .filter(StatusCode::is_client_error)
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            return status(code, &format!("the provider refused to {what}: {message}"));
+        }
+        let mut answer = Response::new(full_body(Bytes::new()));
+        *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        for (name, value) in response.headers() {
+            if UPGRADE_RESPONSE_HEADERS.contains(&name.as_str()) {
+                answer.headers_mut().append(name, value.clone());
+            }
+        }
+        let downstream = hyper::upgrade::on(&mut req);
+        let upstream = hyper::upgrade::on(response);
+        tokio::spawn(async move {
+            match tokio::try_join!(downstream, upstream) {
+                Ok((down, up)) => {
+                    let mut down = hyper_util::rt::TokioIo::new(down);
+                    let mut up = hyper_util::rt::TokioIo::new(up);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                        tracing::debug!(%what, error = %e, "port-forward ended");
+                    }
+                }
+                Err(e) => tracing::debug!(%what, error = %e, "the upgrade failed"),
+            }
+        });
+        answer
     }
 
     /// exec/attach: checks, opens the provider's session, answers 101 and bridges.
@@ -609,7 +738,10 @@ mod tests {
         assert_eq!(route("/exec/demo/web"), Route::NotFound);
         assert_eq!(
             route("/portForward/demo/web"),
-            Route::Unsupported("port-forward")
+            Route::PortForward {
+                namespace: "demo".into(),
+                pod: "web".into()
+            }
         );
         assert_eq!(route("/healthz"), Route::Healthz);
         assert_eq!(route("/nope"), Route::NotFound);
