@@ -4,7 +4,9 @@
 //! so `kubectl logs`, `kubectl exec` and `kubectl port-forward` reach the virtual kubelet of
 //! the pod's node, for a pod on each of the four virtual nodes (one reached through the wrong
 //! kubelet would fail with "not offloaded"). The providers' kwok answers port-forwards with an
-//! echo, so what goes through the forwarded port comes back.
+//! echo, so what goes through the forwarded port comes back. The kubelet's `/stats/summary`
+//! and `/metrics/resource` (what metrics-server scrapes for `kubectl top`) report the twin's
+//! usage from milan's `metrics.k8s.io`; naples has no metrics pipeline, and says so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,7 +67,7 @@ async fn pod_on(cluster: &Cluster, ns: &str, node: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_logs_and_exec_reach_the_virtual_kubelet_of_each_node() {
+async fn logs_exec_port_forward_and_stats_reach_the_virtual_kubelet_of_each_node() {
     build_virtual_kubelet();
     let clusters = clusters(&["ke-rome", "ke-milan", "ke-naples", "ke-turin"]).await;
     let ids = ["rome", "milan", "naples", "turin"];
@@ -131,6 +133,111 @@ async fn kubectl_logs_and_exec_reach_the_virtual_kubelet_of_each_node() {
         assert_eq!(stdout.trim(), pod);
         port_forward_echoes(cluster, ns, &pod).await;
     }
+
+    // milan's metrics pipeline, played by a CRD serving metrics.k8s.io PodMetrics.
+    install_metrics_api(milan).await;
+    let twin_ns = Api::<liqo_core::api::offloading::v1beta1::NamespaceOffloading>::namespaced(
+        rome.client(),
+        "demo",
+    )
+    .get("offloading")
+    .await
+    .unwrap()
+    .status
+    .unwrap()
+    .remote_namespace_name
+    .unwrap();
+    let metrics = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("metrics.k8s.io", "v1beta1", "PodMetrics"),
+        "pods",
+    );
+    let sample: kube::core::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "kind": "PodMetrics",
+        "metadata": {"name": "on-milan", "namespace": twin_ns},
+        "timestamp": "2026-01-01T00:00:00Z",
+        "window": "30s",
+        "containers": [{"name": "app", "usage": {"cpu": "250m", "memory": "64Mi"}}],
+    }))
+    .unwrap();
+    Api::<kube::core::DynamicObject>::namespaced_with(milan.client(), &twin_ns, &metrics)
+        .create(&PostParams::default(), &sample)
+        .await
+        .unwrap();
+    // Scraped as metrics-server does: on the Node's advertised endpoint, with a client
+    // certificate the kubelet authorizes (here the API server's).
+    let (code, stdout) = scrape(rome, "milan", "/stats/summary").await;
+    assert_eq!(code, 200, "{stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let pod = &summary["pods"][0];
+    assert_eq!(pod["podRef"]["name"], "on-milan");
+    assert_eq!(pod["podRef"]["namespace"], "demo");
+    assert_eq!(pod["memory"]["workingSetBytes"], 64 * 1024 * 1024);
+    assert_eq!(pod["cpu"]["usageNanoCores"], 250_000_000);
+    let (code, stdout) = scrape(rome, "milan", "/metrics/resource").await;
+    assert_eq!(code, 200, "{stdout}");
+    assert!(
+        stdout.contains(
+            "container_memory_working_set_bytes{container=\"app\",namespace=\"demo\",pod=\"on-milan\"} 67108864"
+        ),
+        "{stdout}"
+    );
+    let (code, stdout) = scrape(rome, "naples", "/stats/summary").await;
+    assert_eq!(code, 503, "{stdout}");
+    assert!(stdout.contains("no metrics.k8s.io"), "{stdout}");
+}
+
+/// GET `path` on the kubelet endpoint Node `node` advertises, with the API server's kubelet
+/// client certificate; (HTTP status, body).
+async fn scrape(cluster: &Cluster, node: &str, path: &str) -> (u16, String) {
+    let node = Api::<Node>::all(cluster.client()).get(node).await.unwrap();
+    let status = node.status.unwrap();
+    let port = status
+        .daemon_endpoints
+        .unwrap()
+        .kubelet_endpoint
+        .unwrap()
+        .port;
+    let ip = status.addresses.unwrap()[0].address.clone();
+    let dir = cluster.dir().to_owned();
+    let url = format!("https://{ip}:{port}{path}");
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-w", "\n%{http_code}"])
+        .arg("--cert")
+        .arg(dir.join("apiserver-kubelet-client.crt"))
+        .arg("--key")
+        .arg(dir.join("apiserver-kubelet-client.key"))
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("curl {url} -> {text}");
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_owned())
+}
+
+/// A CustomResourceDefinition serving `metrics.k8s.io/v1beta1` PodMetrics (`pods`), as
+/// metrics-server's aggregated API would: a metrics pipeline without metrics-server.
+async fn install_metrics_api(cluster: &Cluster) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "pods.metrics.k8s.io",
+            "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes/enhancements/pull/1111"},
+        },
+        "spec": {
+            "group": "metrics.k8s.io",
+            "scope": "Namespaced",
+            "names": {"plural": "pods", "singular": "podmetrics", "kind": "PodMetrics", "listKind": "PodMetricsList"},
+            "versions": [{
+                "name": "v1beta1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            }],
+        },
+    }))
+    .unwrap();
+    cluster.install_crds([crd]).await.unwrap();
 }
 
 /// `kubectl port-forward` to port 8080 of `pod`: a line sent through the forwarded local port

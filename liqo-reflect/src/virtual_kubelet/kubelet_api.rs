@@ -37,7 +37,12 @@
 //!   once both answered `101 Switching Protocols`, bytes are copied both ways, so the streams
 //!   run between the client and the provider.
 //!
-//! `run` is answered 501 (not implemented).
+//! - **stats** (`/stats/summary`) and **resource metrics** (`/metrics/resource`): the usage
+//!   of the twins from the provider's `metrics.k8s.io` ([`stats`](super::stats)), so
+//!   metrics-server and `kubectl top` work where the provider has a metrics pipeline; 503
+//!   saying so where it has none.
+//!
+//! `run` and the other stats and metrics paths are answered 501 (not implemented).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,6 +81,7 @@ pub struct KubeletApi {
     tenant_namespace: String,
     node_name: String,
     decisions: Arc<Mutex<HashMap<Attributes, (bool, Instant)>>>,
+    counters: Arc<Mutex<super::stats::CpuCounters>>,
 }
 
 /// What a request asks of the Node, for its authorization.
@@ -142,6 +148,15 @@ const UPGRADE_RESPONSE_HEADERS: [&str; 5] = [
     "sec-websocket-protocol",
 ];
 
+/// The two renderings of the pods' resource usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatsFormat {
+    /// `/stats/summary`.
+    Summary,
+    /// `/metrics/resource`.
+    Resource,
+}
+
 /// A parsed kubelet API path.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
@@ -160,6 +175,7 @@ enum Route {
         namespace: String,
         pod: String,
     },
+    Stats(StatsFormat),
     Healthz,
     Unsupported(&'static str),
     NotFound,
@@ -190,7 +206,11 @@ fn route(path: &str) -> Route {
             pod: (*pod).to_owned(),
         },
         ["run", ..] => Route::Unsupported("run"),
-        ["stats", ..] | ["metrics", ..] => Route::Unsupported("stats and metrics"),
+        ["stats", "summary"] => Route::Stats(StatsFormat::Summary),
+        ["metrics", "resource"] => Route::Stats(StatsFormat::Resource),
+        ["stats", ..] | ["metrics", ..] => {
+            Route::Unsupported("stats and metrics other than /stats/summary and /metrics/resource")
+        }
         _ => Route::NotFound,
     }
 }
@@ -258,6 +278,7 @@ impl KubeletApi {
             tenant_namespace: tenant_namespace.into(),
             node_name: node_name.into(),
             decisions: Arc::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -383,6 +404,7 @@ impl KubeletApi {
                 container,
             } => self.stream(kind, &namespace, &pod, &container, req).await,
             Route::PortForward { namespace, pod } => self.port_forward(&namespace, &pod, req).await,
+            Route::Stats(format) => self.stats(format).await,
         }
     }
 
@@ -442,16 +464,16 @@ impl KubeletApi {
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             let code = response.status();
             let body = response.into_body().collect().await.map(|b| b.to_bytes());
-            let message =
-                body.ok()
-                    .and_then(|b| {
-                        serde_json::from_slice::<
+            let message = body
+                .ok()
+                .and_then(|b| {
+                    serde_json::from_slice::<
                             k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
                         >(&b)
                         .ok()
-                    })
-                    .and_then(|s| s.message)
-                    .unwrap_or_else(|| code.to_string());
+                })
+                .and_then(|s| s.message)
+                .unwrap_or_else(|| code.to_string());
             let code = Some(code)
                 .filter(StatusCode::is_client_error)
                 .unwrap_or(StatusCode::BAD_GATEWAY);
@@ -479,6 +501,117 @@ impl KubeletApi {
             }
         });
         answer
+    }
+
+    /// The twins' metrics (`metrics.k8s.io` PodMetrics on the provider) of the pods of this
+    /// virtual node, in `format`.
+    async fn stats(&self, format: StatsFormat) -> Response<Body> {
+        let samples = match self.samples().await {
+            Ok(samples) => samples,
+            Err(e) => return status(StatusCode::SERVICE_UNAVAILABLE, &e),
+        };
+        let mut counters = match self.counters.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let (body, content_type) = match format {
+            StatsFormat::Summary => (
+                super::stats::summary(&self.node_name, &samples, &mut counters).to_string(),
+                "application/json",
+            ),
+            StatsFormat::Resource => (
+                super::stats::resource_metrics(&samples, &mut counters),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+        };
+        let mut response = Response::new(full_body(body));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
+        response
+    }
+
+    /// Each pod of this virtual node whose twin has metrics on the provider.
+    async fn samples(&self) -> std::result::Result<Vec<super::stats::PodSample>, String> {
+        use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+        use liqo_core::error::KubeErrorExt as _;
+        let pods = Api::<Pod>::all(self.home.clone())
+            .list(
+                &kube::api::ListParams::default()
+                    .fields(&format!("spec.nodeName={}", self.node_name)),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "listing the pods of node {}: {}",
+                    self.node_name,
+                    e.describe()
+                )
+            })?;
+        let maps = Api::<NamespaceMap>::namespaced(self.home.clone(), &self.tenant_namespace)
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| format!("listing NamespaceMaps: {}", e.describe()))?;
+        let remote_of: HashMap<String, String> = accepted_pairs(&maps.items)
+            .into_iter()
+            .map(|p| (p.local().to_owned(), p.remote().to_owned()))
+            .collect();
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("metrics.k8s.io", "v1beta1", "PodMetrics"),
+            "pods",
+        );
+        let mut by_namespace: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        for pod in &pods.items {
+            if let Some(ns) = pod.metadata.namespace.as_deref() {
+                by_namespace.entry(ns).or_default().push(pod);
+            }
+        }
+        let mut samples = Vec::new();
+        for (namespace, local_pods) in by_namespace {
+            let Some(remote) = remote_of.get(namespace) else {
+                continue;
+            };
+            let metrics =
+                Api::<DynamicObject>::namespaced_with(self.remote.clone(), remote, &resource)
+                    .list(&kube::api::ListParams::default())
+                    .await
+                    .map_err(|e| match &e {
+                        kube::Error::Api(s) if s.code == 404 => {
+                            "the provider serves no metrics.k8s.io (no metrics pipeline such as \
+                             metrics-server): there is no usage to report for the pods of this \
+                             virtual node"
+                                .to_owned()
+                        }
+                        _ => format!(
+                            "reading the pods' metrics in {remote} on the provider: {}",
+                            e.describe()
+                        ),
+                    })?;
+            let by_name: HashMap<String, DynamicObject> = metrics
+                .items
+                .into_iter()
+                .filter_map(|m| Some((m.metadata.name.clone()?, m)))
+                .collect();
+            for pod in local_pods {
+                let Some(name) = pod.metadata.name.clone() else {
+                    continue;
+                };
+                let Some(metrics) = by_name
+                    .get(&name)
+                    .and_then(|m| serde_json::from_value(m.data.clone()).ok())
+                else {
+                    continue;
+                };
+                samples.push(super::stats::PodSample {
+                    namespace: namespace.to_owned(),
+                    name,
+                    uid: pod.metadata.uid.clone().unwrap_or_default(),
+                    metrics,
+                });
+            }
+        }
+        Ok(samples)
     }
 
     /// exec/attach: checks, opens the provider's session, answers 101 and bridges.

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod kubelet_api;
 pub mod launcher;
 pub mod node;
+pub mod stats;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
