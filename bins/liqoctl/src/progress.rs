@@ -63,14 +63,20 @@ pub(crate) fn render(error: &anyhow::Error) -> String {
     use liqo_core::error::KubeErrorExt as _;
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
-        let text = match cause.downcast_ref::<kube::Error>() {
-            Some(kube) => kube.describe(),
-            None => cause.to_string(),
+        let (text, last) = match cause.downcast_ref::<kube::Error>() {
+            // Its own sources only repeat the API server's message.
+            Some(kube) => (kube.describe(), true),
+            None => (cause.to_string(), false),
         };
-        if parts.last().is_some_and(|last| last.contains(&text)) {
-            continue;
+        if !parts
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            parts.push(text);
         }
-        parts.push(text);
+        if last {
+            break;
+        }
     }
     parts.join(": ")
 }

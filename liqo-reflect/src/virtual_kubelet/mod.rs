@@ -295,16 +295,27 @@ pub async fn run(
 
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     // Bound before the Node is written: with port 0 the system picks a free port, and the
-    // Node advertises the one bound, so the API server reaches this kubelet and no other.
+    // Node advertises the one bound, so the API server reaches this kubelet and no other. A
+    // port in use is an error (another kubelet would answer for this node's pods); an
+    // address that is not this host's (the Node's address is forwarded here) is logged and
+    // the rest of the kubelet runs.
     let address = std::net::SocketAddr::new(config.node_ip, config.kubelet_port);
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-        Error::InvalidConfig(format!(
-            "cannot serve the kubelet API on {address}: {e}; give each virtual kubelet its own \
-             --node-ip or --listen-port (0 picks a free port)"
-        ))
-    })?;
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(l) => Some(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(Error::InvalidConfig(format!(
+                "cannot serve the kubelet API on {address}: {e}; give each virtual kubelet \
+                 its own --node-ip or --listen-port (0 picks a free port)"
+            )));
+        }
+        Err(e) => {
+            warn!(%address, error = %e, "cannot serve the kubelet API (kubectl logs, exec and port-forward will not work)");
+            None
+        }
+    };
     let kubelet_port = listener
-        .local_addr()
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
         .map_or(config.kubelet_port, |a| a.port());
     let node_loop = async {
         if config.create_node {
@@ -365,10 +376,13 @@ pub async fn run(
 /// self-signed certificate.
 async fn serve_kubelet_api(
     api: kubelet_api::KubeletApi,
-    listener: tokio::net::TcpListener,
+    listener: Option<tokio::net::TcpListener>,
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Some(listener) = listener else {
+        return;
+    };
     let address = listener
         .local_addr()
         .map_or_else(|_| config.node_ip.to_string(), |a| a.to_string());
