@@ -3,6 +3,10 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl   (k8s.io/kubernetes)
 #   etcd, etcdctl                                                     (go.etcd.io/etcd)
 #   kwok                                                              (sigs.k8s.io/kwok)
+# and what liqo-testenv's real nodes run:
+#   kubelet, kube-proxy                                               (k8s.io/kubernetes)
+#   coredns                                                           (github.com/coredns/coredns)
+#   pause                                                             (hack/pause, the sandbox)
 # into ${LIQO_K8S_BIN:-$HOME/.cache/liqo-rs/k8s/<version>/bin}.
 #
 # Idempotent: a binary that is already there at the pinned version is not rebuilt, so a warm run
@@ -16,11 +20,15 @@ set -euo pipefail
 K8S_VERSION=1.36.3          # k8s.io/kubernetes; staging modules are v0.36.3
 ETCD_VERSION=3.6.16         # go.etcd.io/etcd/server/v3
 KWOK_VERSION=0.8.0          # sigs.k8s.io/kwok
+COREDNS_VERSION=1.14.7      # github.com/coredns/coredns
+PAUSE_VERSION=1             # hack/pause/main.go (bump when it changes)
 
 CACHE_ROOT="${LIQO_CACHE_DIR:-$HOME/.cache/liqo-rs}/k8s/v${K8S_VERSION}"
 BIN_DIR="${LIQO_K8S_BIN:-$CACHE_ROOT/bin}"
 SRC_DIR="$CACHE_ROOT/src"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl kwok)
+NODE_BINARIES=(kubelet kube-proxy coredns pause)
+HACK_DIR="$(cd "$(dirname "$0")" && pwd)"
 
 if [[ "${1:-}" == "--print-dir" ]]; then echo "$BIN_DIR"; exit 0; fi
 
@@ -32,6 +40,8 @@ die() { printf '[k8s-binaries] error: %s\n' "$*" >&2; exit 1; }
 reported_version() {
   case "$1" in
     kubectl) "$BIN_DIR/kubectl" version --client 2>/dev/null ;;
+    coredns) "$BIN_DIR/coredns" -version 2>/dev/null ;;
+    pause) cat "$BIN_DIR/.pause.version" 2>/dev/null ;;
     etcdctl) "$BIN_DIR/etcdctl" version 2>/dev/null ;;
     *) "$BIN_DIR/$1" --version 2>/dev/null ;;
   esac
@@ -43,7 +53,7 @@ stamp_ok() {
 }
 write_stamp() { echo "$2" >"$BIN_DIR/.$1.version"; }
 
-all_present() { local b; for b in "${BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done; }
+all_present() { local b; for b in "${BINARIES[@]}" "${NODE_BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done; }
 
 # Binaries supplied by the user (LIQO_K8S_BIN with no stamps): accept them if all are present
 # and kube-apiserver runs.
@@ -53,13 +63,16 @@ if [[ -n "${LIQO_K8S_BIN:-}" ]] && all_present && [[ ! -f "$BIN_DIR/.kube-apiser
   exit 0
 fi
 
-need_k8s=0 need_etcd=0 need_kwok=0
+need_k8s=0 need_etcd=0 need_kwok=0 need_node=0 need_coredns=0 need_pause=0
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do stamp_ok "$b" "v$K8S_VERSION" || need_k8s=1; done
 for b in etcd etcdctl; do stamp_ok "$b" "v$ETCD_VERSION" || need_etcd=1; done
 stamp_ok kwok "v$KWOK_VERSION" || need_kwok=1
+for b in kubelet kube-proxy; do stamp_ok "$b" "v$K8S_VERSION" || need_node=1; done
+stamp_ok coredns "$COREDNS_VERSION" || need_coredns=1
+stamp_ok pause "v$PAUSE_VERSION" || need_pause=1
 
-if (( need_k8s + need_etcd + need_kwok == 0 )); then
-  log "all binaries present in $BIN_DIR (kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION)"
+if (( need_k8s + need_etcd + need_kwok + need_node + need_coredns + need_pause == 0 )); then
+  log "all binaries present in $BIN_DIR (kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION, coredns v$COREDNS_VERSION)"
   exit 0
 fi
 
@@ -82,11 +95,12 @@ run() { # run a build step, keeping its output in the build log
   fi
 }
 
-if (( need_k8s )); then
-  t0=$SECONDS
-  log "building kubernetes v$K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl); cold, this takes about 10 minutes on 2 cores"
-  d="$SRC_DIR/kubernetes"; rm -rf "$d"; mkdir -p "$d"; cd "$d"
-  run go mod init liqo.local/k8sbin
+# The Go module that builds Kubernetes commands $@ (k8s.io/kubernetes pinned, its staging
+# modules replaced by their tags), in $SRC_DIR/$1; sets $ld to the version flags.
+k8s_module() {
+  local dir=$1; shift
+  d="$SRC_DIR/$dir"; rm -rf "$d"; mkdir -p "$d"; cd "$d"
+  run go mod init "liqo.local/$dir"
   run go mod edit -go=1.26.0 -godebug=default=go1.24 "-require=k8s.io/kubernetes@v$K8S_VERSION"
   staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider cluster-bootstrap
     code-generator component-base component-helpers controller-manager cri-api cri-client csi-translation-lib
@@ -95,20 +109,56 @@ if (( need_k8s )); then
     sample-controller cri-streaming streaming"
   s="0.${K8S_VERSION#1.}"
   for m in $staging; do run go mod edit "-replace=k8s.io/$m=k8s.io/$m@v$s"; done
-  pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
-  run go get -tool "${pkgs[@]/%/@v$K8S_VERSION}"
+  run go get -tool "${@/%/@v$K8S_VERSION}"
   minor="${K8S_VERSION#1.}"; minor="${minor%%.*}"
   ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     ld="$ld -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
   done
+}
+
+if (( need_k8s )); then
+  t0=$SECONDS
+  log "building kubernetes v$K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl); cold, this takes about 10 minutes on 2 cores"
+  pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  k8s_module kubernetes "${pkgs[@]}"
   rm -rf "$STAGE"; mkdir -p "$STAGE"
   run go build -trimpath -ldflags "$ld" -o "$STAGE/" "${pkgs[@]}"
   install_built kube-apiserver kube-controller-manager kube-scheduler kubectl
   for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do write_stamp "$b" "v$K8S_VERSION"; done
   log "kubernetes built in $((SECONDS - t0)) s"
+fi
+
+if (( need_node )); then
+  t0=$SECONDS
+  log "building kubelet and kube-proxy v$K8S_VERSION (for real nodes); a few minutes once the control plane is built"
+  pkgs=(k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  k8s_module kubernetes-node "${pkgs[@]}"
+  rm -rf "$STAGE"; mkdir -p "$STAGE"
+  run go build -trimpath -ldflags "$ld" -o "$STAGE/" "${pkgs[@]}"
+  install_built kubelet kube-proxy
+  for b in kubelet kube-proxy; do write_stamp "$b" "v$K8S_VERSION"; done
+  log "kubelet and kube-proxy built in $((SECONDS - t0)) s"
+fi
+
+if (( need_coredns )); then
+  t0=$SECONDS
+  log "building coredns v$COREDNS_VERSION"
+  rm -rf "$STAGE"; mkdir -p "$STAGE"
+  run env GOBIN="$STAGE" GOFLAGS= go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+  install_built coredns
+  write_stamp coredns "$COREDNS_VERSION"
+  log "coredns built in $((SECONDS - t0)) s"
+fi
+
+if (( need_pause )); then
+  rm -rf "$STAGE"; mkdir -p "$STAGE"
+  (cd "$HACK_DIR/pause" && run env GOFLAGS= go build -trimpath -ldflags "-s -w" -o "$STAGE/pause" main.go)
+  install_built pause
+  write_stamp pause "v$PAUSE_VERSION"
+  log "pause built"
 fi
 
 if (( need_etcd )); then

@@ -7,6 +7,7 @@
 #                                            # by the controller-managers in network namespaces)
 #   PLAYGROUND_NETWORKING=0 make playground  # control-plane peering only (any user)
 #   PLAYGROUND_EXIT=1 make playground        # set everything up, print it, and stop (tests)
+#   REAL_NODES=1 make playground             # as root: each cluster also gets real nodes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}/debug"
@@ -33,7 +34,7 @@ trap 'exit 130' INT TERM
 
 cargo build -q -p liqo-testenv -p liqo-controller-manager -p liqoctl -p liqo-virtual-kubelet \
     -p liqo-gateway
-"$TARGET/liqo-testenv" up --names rome,milan --env-file "$STATE/env" &
+"$TARGET/liqo-testenv" up --names rome,milan --real-nodes "${REAL_NODES:-0}" --env-file "$STATE/env" &
 PIDS+=($!)
 for _ in $(seq 1 240); do
     [[ -s "$STATE/env" ]] && break

@@ -50,10 +50,16 @@ prerequisites() {
   command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
   command -v python3 >/dev/null 2>&1 || pkgs+=(python3)   # the NAT traffic test's tiny TCP server
   command -v ping >/dev/null 2>&1 || pkgs+=(iputils-ping)  # reachability checks through the tunnels
+  # liqo-testenv's real nodes: container runtime, CNI plugins, the workload image's busybox.
+  command -v containerd >/dev/null 2>&1 || pkgs+=(containerd)
+  command -v runc >/dev/null 2>&1 || [[ -x /usr/sbin/runc ]] || pkgs+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || pkgs+=(containernetworking-plugins)
+  [[ -x /bin/busybox ]] || pkgs+=(busybox-static)
+  command -v nsenter >/dev/null 2>&1 || pkgs+=(util-linux)
   if ((${#pkgs[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
       echo "installing Debian packages: ${pkgs[*]}"
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null || return 1
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null || return 1
     else
       echo "warning: missing Debian packages (${pkgs[*]}); data-plane tests need root and will not run"
     fi

@@ -136,6 +136,7 @@ pub struct ClusterConfig {
     base_dir: Option<PathBuf>,
     apiserver_port: Option<u16>,
     start_timeout: Duration,
+    real_nodes: usize,
 }
 
 impl ClusterConfig {
@@ -154,7 +155,18 @@ impl ClusterConfig {
             base_dir: None,
             apiserver_port: None,
             start_timeout: Duration::from_secs(180),
+            real_nodes: 0,
         }
+    }
+
+    /// Number of real nodes (default 0): each a real kubelet with its own containerd, bridge
+    /// CNI, kube-proxy and cgroup root in a network namespace of its own; the cluster then
+    /// also runs CoreDNS. Needs root, and the node binaries of hack/k8s-binaries.sh. Real and
+    /// kwok nodes can be mixed.
+    #[must_use]
+    pub fn real_nodes(mut self, n: usize) -> Self {
+        self.real_nodes = n;
+        self
     }
 
     /// The cluster name.
@@ -333,6 +345,7 @@ pub struct Cluster {
     specs: BTreeMap<Component, Spec>,
     processes: Vec<Process>,
     pki: PkiFiles,
+    real_nodes: Vec<crate::node::RealNode>,
 }
 
 #[derive(Debug, Clone)]
@@ -407,9 +420,15 @@ impl Cluster {
             None => Binaries::discover()?,
         };
         let (pod_cidr, service_cidr) = pick_cidrs(config);
-        let node_cidrs = node_cidrs(pod_cidr, config.nodes)?;
+        let all_node_cidrs = node_cidrs(pod_cidr, config.nodes + config.real_nodes)?;
+        let (node_cidrs, real_cidrs) = all_node_cidrs.split_at(config.nodes);
+        if config.real_nodes > 0 {
+            crate::node::preflight(&binaries)?;
+        }
         claim_dir(&dir)?;
         let ports = Ports::pick(config.apiserver_port)?;
+        let real = config.real_nodes > 0;
+        let underlay = crate::node::UNDERLAY_HOST.to_string();
 
         // Certificates, keys and kubeconfigs.
         let pki = Pki::new(&config.name)?;
@@ -428,6 +447,8 @@ impl Cluster {
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
             first_service_ip.as_str(),
+            // Where real nodes (and pods, through the kubernetes Service) reach it.
+            underlay.as_str(),
         ];
         let files: Vec<(&str, String)> = {
             let apiserver = pki.leaf("kube-apiserver", &[], &serving_sans, Usage::Server)?;
@@ -492,7 +513,24 @@ impl Cluster {
             write_private(&dir.join(file), &kubeconfig)?;
         }
 
-        let specs = component_specs(&binaries, &dir, ports, pod_cidr, service_cidr);
+        let mut specs = component_specs(&binaries, &dir, ports, pod_cidr, service_cidr);
+        if real && let Some(apiserver) = specs.get_mut(&Component::ApiServer) {
+            crate::node::control_plane_for_real_nodes(&mut apiserver.args);
+        }
+        let real_params = if real {
+            crate::node::node_files(&crate::node::NodeFiles {
+                cluster: &config.name,
+                dir: &dir,
+                pki: &pki,
+                apiserver_port: ports.apiserver,
+                pod_cidr,
+                service_cidr,
+                cidrs: real_cidrs,
+                bin_dir: binaries.dir(),
+            })?
+        } else {
+            Vec::new()
+        };
         let mut cluster_processes = Vec::new();
         let logs = dir.clone();
         let deadline = started + config.start_timeout;
@@ -530,7 +568,7 @@ impl Cluster {
         ] {
             cluster_processes.push(spawn(&specs, component, &dir)?);
         }
-        create_nodes(&client, config, &node_cidrs).await?;
+        create_nodes(&client, config, node_cidrs).await?;
         for (component, port) in [
             (Component::ControllerManager, ports.controller_manager),
             (Component::Scheduler, ports.scheduler),
@@ -578,6 +616,24 @@ impl Cluster {
         )
         .await?;
 
+        let mut real_nodes = Vec::new();
+        for params in real_params {
+            // On this thread, not a blocking-pool one: the node's processes get SIGKILL when
+            // the thread that spawned them ends (parent-death signal), and pool threads end
+            // when idle.
+            let node = match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| crate::node::RealNode::launch(&params))
+                }
+                _ => crate::node::RealNode::launch(&params),
+            };
+            real_nodes.push(node?);
+        }
+        if real {
+            crate::node::wait_ready(&client, &mut real_nodes, deadline).await?;
+            crate::node::deploy_dns(&client, service_cidr, deadline).await?;
+        }
+
         info!(
             cluster = %config.name,
             secs = started.elapsed().as_secs_f64(),
@@ -585,6 +641,7 @@ impl Cluster {
             "cluster ready"
         );
         Ok(Self {
+            real_nodes,
             name: config.name.clone(),
             dir,
             kubeconfig,
@@ -795,6 +852,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Real nodes first: their kubelets talk to the API server while they stop.
+        for node in &mut self.real_nodes {
+            node.stop();
+        }
+        self.real_nodes.clear();
         // Reverse start order: kwok and the controllers first, etcd last.
         while let Some(mut process) = self.processes.pop() {
             process.kill();
@@ -1090,7 +1152,7 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<Client> {
     Client::try_from(config).map_err(|e| err(Box::new(e)))
 }
 
-fn render_kubeconfig(
+pub(crate) fn render_kubeconfig(
     cluster: &str,
     server: &str,
     ca: &str,
@@ -1122,7 +1184,7 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
         .map_err(|e| Error::InvalidConfig(format!("generated CA is not valid PEM: {e}")))
 }
 
-fn write_private(path: &Path, content: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, content: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -1245,6 +1307,8 @@ fn claim_dir(dir: &Path) -> Result<()> {
             }
         }
     }
+    // Real nodes a dead process left: processes, mounts, cgroups, namespaces.
+    crate::node::remove_stale_nodes(dir);
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(Error::io(format!("cleaning {}", dir.display())))?;
     }

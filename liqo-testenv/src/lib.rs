@@ -40,6 +40,8 @@
 mod binaries;
 mod cluster;
 mod error;
+pub mod image;
+mod node;
 mod pki;
 mod process;
 
@@ -49,6 +51,7 @@ pub use cluster::{
     NodeCapacity, client_from_kubeconfig, default_base_dir,
 };
 pub use error::{Error, Result};
+pub use node::{NODE_BINARIES, REAL_NODE_LABEL, UNDERLAY_BRIDGE, UNDERLAY_HOST};
 
 /// Polls `check` every 100 ms until it returns `Some`, and returns that value: the way tests
 /// wait for a controller to act, without asserting how long it takes.

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use liqo_testenv::{Cluster, ClusterConfig, NodeCapacity};
 
 /// Local Kubernetes clusters for liqo-rs development: etcd, kube-apiserver,
-/// kube-controller-manager, kube-scheduler and kwok fake nodes, as processes on 127.0.0.1.
+/// kube-controller-manager, kube-scheduler and kwok fake nodes, as processes on 127.0.0.1,
+/// and optionally real nodes (--real-nodes: kubelet, containerd, CNI, kube-proxy, CoreDNS).
 ///
 /// Binaries come from hack/k8s-binaries.sh (or LIQO_K8S_BIN). Logs go to
 /// target/testenv/<cluster>/.
@@ -15,6 +16,7 @@ use liqo_testenv::{Cluster, ClusterConfig, NodeCapacity};
 /// Examples:
 ///   liqo-testenv up --clusters 2
 ///   liqo-testenv up --names rome,milan --nodes 1 --env-file target/testenv/clusters.env
+///   sudo liqo-testenv up --clusters 2 --real-nodes 1     # real kubelets and containers
 #[derive(Debug, Parser)]
 #[command(
     name = "liqo-testenv",
@@ -50,6 +52,10 @@ struct UpArgs {
     /// Fake (kwok) nodes per cluster.
     #[arg(long, default_value_t = 2)]
     nodes: usize,
+    /// Real nodes per cluster (kubelet, containerd, bridge CNI, kube-proxy; CoreDNS runs on
+    /// them). Needs root and the node binaries of hack/k8s-binaries.sh.
+    #[arg(long, default_value_t = 0)]
+    real_nodes: usize,
     /// CPU of each fake node.
     #[arg(long, default_value = "16")]
     node_cpu: String,
@@ -115,6 +121,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .map(|name| {
             let mut config = ClusterConfig::new(name.clone())
                 .nodes(args.nodes)
+                .real_nodes(args.real_nodes)
                 .node_capacity(NodeCapacity {
                     cpu: args.node_cpu.clone(),
                     memory: args.node_memory.clone(),
