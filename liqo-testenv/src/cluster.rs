@@ -655,6 +655,46 @@ impl Cluster {
         })
     }
 
+    /// Loads `images` into the containerd of every real node (pods use them with
+    /// `imagePullPolicy: Never`); nothing to do without real nodes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when an image cannot be built or `ctr images import` fails.
+    pub async fn load_images(&self, images: &[crate::image::ImageBuilder]) -> Result<()> {
+        if self.real_nodes.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir.join("images");
+        std::fs::create_dir_all(&dir).map_err(Error::io("creating the images directory"))?;
+        for image in images {
+            let path = dir.join(format!(
+                "{}.tar",
+                image.reference().replace(['/', ':'], "_")
+            ));
+            image.write(&path)?;
+            for node in &self.real_nodes {
+                let out = tokio::process::Command::new("ctr")
+                    .arg("-a")
+                    .arg(node.containerd_socket())
+                    .args(["-n", "k8s.io", "images", "import", "--all-platforms"])
+                    .arg(&path)
+                    .output()
+                    .await
+                    .map_err(Error::io("running ctr"))?;
+                if !out.status.success() {
+                    return Err(Error::InvalidConfig(format!(
+                        "importing {} into node {}: {}",
+                        image.reference(),
+                        node.name,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The cluster name.
     pub fn name(&self) -> &str {
         &self.name

@@ -446,6 +446,39 @@ pub fn program(name: &str, host: &Path) -> Result<ImageBuilder> {
         .entrypoint([inside]))
 }
 
+/// The tools each liqo-rs binary runs at run time (beside its own shared libraries).
+#[must_use]
+pub fn runtime_tools(binary: &str) -> &'static [&'static str] {
+    match binary {
+        // Tunnels, routes, rules and NAT tables.
+        "liqo-gateway" | "liqo-fabric" => &["/usr/sbin/ip", "/usr/sbin/nft"],
+        _ => &[],
+    }
+}
+
+/// The liqo-rs reference binaries packed as images.
+pub const LIQO_RS_BINARIES: [&str; 5] = [
+    "liqo-controller-manager",
+    "liqo-virtual-kubelet",
+    "liqo-gateway",
+    "liqo-fabric",
+    "liqoctl",
+];
+
+/// The image of liqo-rs binary `name` built in `target_dir` (`target/debug`), with the tools
+/// it runs ([`runtime_tools`]) and their libraries: `localhost/liqo-rs/<name>:<version>`.
+///
+/// # Errors
+///
+/// As [`ImageBuilder::host_binary`] (a binary not built yet is an [`Error::Io`] naming it).
+pub fn liqo_rs(name: &str, target_dir: &Path) -> Result<ImageBuilder> {
+    let mut image = program(name, &target_dir.join(name))?;
+    for tool in runtime_tools(name) {
+        image = image.host_binary(tool, Path::new(tool))?;
+    }
+    Ok(image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -487,6 +487,11 @@ impl RealNode {
         Ok(())
     }
 
+    /// The node's containerd socket.
+    pub(crate) fn containerd_socket(&self) -> PathBuf {
+        self.dir.join("containerd/containerd.sock")
+    }
+
     /// Checks that the node's processes still run; the error names the log.
     pub(crate) fn check_running(&mut self) -> Result<()> {
         for p in &mut self.processes {

@@ -315,10 +315,72 @@ async fn a_real_node_runs_pods_services_dns_and_in_cluster_api_calls() {
         "{logs}"
     );
 
+    // liqo-rs's own binaries as images, with what they run.
+    let target = liqo_rs_binaries();
+    let images: Vec<_> = liqo_testenv::image::LIQO_RS_BINARIES
+        .iter()
+        .map(|b| liqo_testenv::image::liqo_rs(b, &target).unwrap())
+        .collect();
+    cluster.load_images(&images).await.unwrap();
+    let tag = liqo_testenv::image::TAG;
+    for binary in liqo_testenv::image::LIQO_RS_BINARIES {
+        let (phase, logs) = run_command(
+            &cluster,
+            &format!("{binary}-version").replace("liqo-", ""),
+            &format!("localhost/liqo-rs/{binary}:{tag}"),
+            &[&format!("/usr/local/bin/{binary}"), "--version"],
+        )
+        .await;
+        assert_eq!(phase, "Succeeded", "{binary}: {logs}");
+        assert!(logs.contains(tag), "{binary}: {logs}");
+    }
+    let (phase, logs) = run_command(
+        &cluster,
+        "gateway-tools",
+        &format!("localhost/liqo-rs/liqo-gateway:{tag}"),
+        &["/usr/sbin/nft", "--version"],
+    )
+    .await;
+    assert_eq!(phase, "Succeeded", "{logs}");
+    assert!(logs.contains("nftables"), "{logs}");
+
     drop(cluster);
     let left = leftovers(&dir);
     assert!(left.is_empty(), "left behind: {left:#?}");
     assert_eq!(sysctls(), before, "host sysctls not restored");
+}
+
+/// The directory of the workspace's binaries (`target/debug`), built when missing.
+fn liqo_rs_binaries() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .to_owned();
+    let missing = liqo_testenv::image::LIQO_RS_BINARIES
+        .iter()
+        .any(|b| !dir.join(b).exists());
+    if missing {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-q"]);
+        for p in [
+            "liqo-controller-manager",
+            "liqo-virtual-kubelet",
+            "liqo-gateway",
+            "liqo-fabric",
+            "liqoctl",
+        ] {
+            cmd.args(["-p", p]);
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building liqo-rs's binaries"
+        );
+    }
+    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
