@@ -2,7 +2,6 @@
 //! the ForeignCluster summary (liqo-auth).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -63,6 +62,7 @@ pub(crate) async fn run(
     shared: Shared,
     args: AuthenticationArgs,
     create_virtual_nodes: bool,
+    plugin: crate::Decorator<DefaultNegotiator, dyn liqo_auth::PeeringNegotiator>,
 ) -> anyhow::Result<()> {
     for (name, value) in [
         ("--default-slice-cpu", &args.default_slice_cpu),
@@ -104,7 +104,7 @@ pub(crate) async fn run(
         },
         default_class_enabled: args.default_resource_slice_class_enabled,
     };
-    let negotiator = Arc::new(DefaultNegotiator::new(
+    let negotiator = plugin(DefaultNegotiator::new(
         shared.cluster_id.clone(),
         shared.keys.clone(),
         signer,

@@ -138,6 +138,7 @@ pub(crate) async fn run(
     shared: Shared,
     mut args: NetworkingArgs,
     kubeconfig: Option<PathBuf>,
+    ipam: crate::Decorator<TreeAllocator, dyn liqo_ipam::IpamAllocator>,
 ) -> anyhow::Result<()> {
     cluster_cidrs(&shared, &mut args).await?;
     let gateways = gateways(
@@ -153,7 +154,7 @@ pub(crate) async fn run(
         shared.shutdown.clone().wait_owned(),
     );
     let allocator =
-        Arc::new(TreeAllocator::new(args.ipam_pools.clone()).context("invalid --ipam-pools")?);
+        ipam(TreeAllocator::new(args.ipam_pools.clone()).context("invalid --ipam-pools")?);
     let config = controller::Config {
         namespace: shared.namespace.clone(),
         pod_cidrs: args.pod_cidr,
