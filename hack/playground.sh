@@ -47,13 +47,15 @@ while IFS='=' read -r name path; do KC[$name]="$path"; done < "$STATE/env"
 
 for name in rome milan; do
     "$KUBECTL" --kubeconfig "${KC[$name]}" apply --server-side -f deployments/crds >/dev/null
-    log="target/testenv/$name/liqo-controller-manager.log"
+    # Logs next to the cluster's own (liqo-testenv's directory of the cluster).
+    logs="$(dirname "${KC[$name]}")"
+    log="$logs/liqo-controller-manager.log"
     GW=()
     [[ "$PLAYGROUND_NETWORKING" == 1 ]] &&
-        GW=(--gateway-launcher netns --gateway-log-dir "target/testenv/$name")
+        GW=(--gateway-launcher netns --gateway-log-dir "$logs")
     # The pod and service CIDRs are detected (kube-system/kubeadm-config).
     "$TARGET/liqo-controller-manager" --kubeconfig "${KC[$name]}" --cluster-id "$name" \
-        --virtual-kubelet-log-dir "target/testenv/$name" "${GW[@]}" >"$log" 2>&1 &
+        --virtual-kubelet-log-dir "$logs" "${GW[@]}" >"$log" 2>&1 &
     PIDS+=($!)
     echo "liqo-controller-manager for $name running (log: $log)"
 done
