@@ -632,6 +632,12 @@ pub struct ReflectionManagerBuilder {
 }
 
 impl ReflectionManagerBuilder {
+    /// The clusters the reflectors connect (to build a reflector of one's own).
+    #[must_use]
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
+    }
+
     /// Settings of a built-in reflector (`configmaps`, `secrets`, `services`, `ingresses`,
     /// `events`, `serviceaccounts`, `endpointslices`, `persistentvolumeclaims`);
     /// call before [`with_default_reflectors`](Self::with_default_reflectors).

@@ -219,6 +219,23 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
+    run_with(home, config, |builder| builder, shutdown).await
+}
+
+/// As [`run`], with `customize` applied to the [`ReflectionManager`] builder after the
+/// built-in reflectors are registered: how a virtual kubelet of one's own reflects more kinds
+/// (`builder.generic(...)` with a [`Forge`](crate::Forge), or `builder.reflector(...)` with a
+/// [`Reflector`](crate::Reflector) built from `builder.clusters()`).
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_with(
+    home: Client,
+    config: Config,
+    customize: impl FnOnce(crate::ReflectionManagerBuilder) -> crate::ReflectionManagerBuilder,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
     // Who this kubelet is on its home cluster (its own ServiceAccount when started by the
     // VirtualNode controller), for the operator reading the log.
     let review = k8s_openapi::api::authentication::v1::SelfSubjectReview::default();
@@ -275,12 +292,14 @@ pub async fn run(
         remote_id: config.foreign_cluster_id.clone(),
     };
     let remote_nodes = RemoteNodes::watch(home.clone(), &config.foreign_cluster_id).await;
-    let builder = ReflectionManager::builder(clusters.clone())
-        .with_default_reflectors()
-        .with_endpoint_slices(EndpointSliceForge::new(
-            config.home_cidrs.clone(),
-            remote_nodes,
-        ));
+    let builder = customize(
+        ReflectionManager::builder(clusters.clone())
+            .with_default_reflectors()
+            .with_endpoint_slices(EndpointSliceForge::new(
+                config.home_cidrs.clone(),
+                remote_nodes,
+            )),
+    );
     let pods = Arc::new(PodReflector::new(
         clusters,
         PodReflectorConfig {
