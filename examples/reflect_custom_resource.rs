@@ -12,46 +12,14 @@
 //! `demo-rome` (remote), starts the reflection and writes one Backup; Ctrl-C stops it.
 
 use kube::{
-    Api, Client, CustomResource, CustomResourceExt,
+    Api, Client, CustomResourceExt,
     api::{Patch, PatchParams, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
 use liqo_core::ids::NamespacePair;
-use liqo_reflect::{
-    Clusters, ReflectionManager,
-    forge::{Forge, ForgeContext},
-};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use liqo_reflect::{Clusters, ReflectionManager};
 
-/// A backup schedule: which volume, how often, where to.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(group = "example.liqo.io", version = "v1", kind = "Backup", namespaced)]
-pub struct BackupSpec {
-    /// Name of the PersistentVolumeClaim to back up.
-    pub claim: String,
-    /// Cron schedule.
-    pub schedule: String,
-    /// Bucket URL; in the remote cluster, backups go to a cluster-specific prefix.
-    pub target: String,
-}
-
-/// The translation: same schedule, target prefixed with the cluster the backup runs in.
-struct BackupForge;
-
-impl Forge<Backup> for BackupForge {
-    fn remote(&self, local: &Backup, ctx: &ForgeContext) -> Option<Backup> {
-        let mut spec = local.spec.clone();
-        spec.target = format!(
-            "{}/{}",
-            local.spec.target.trim_end_matches('/'),
-            ctx.remote_cluster
-        );
-        let mut twin = Backup::new(&local.metadata.name.clone()?, spec);
-        twin.metadata.labels = local.metadata.labels.clone();
-        Some(twin)
-    }
-}
+use liqo_examples::{Backup, BackupForge, BackupSpec};
 
 async fn client(var: &str) -> anyhow::Result<Client> {
     let path = std::env::var(var).map_err(|_| anyhow::anyhow!("set {var} to a kubeconfig path"))?;

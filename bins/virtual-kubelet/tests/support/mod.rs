@@ -77,6 +77,20 @@ pub(crate) async fn setup_with(
 
 /// Runs the virtual kubelet of `milan` against rome, with `extra` flags.
 pub(crate) fn start_virtual_kubelet(rome: &Cluster, extra: &[&str]) -> Daemon {
+    start_virtual_kubelet_program(
+        rome,
+        std::path::Path::new(env!("CARGO_BIN_EXE_liqo-virtual-kubelet")),
+        extra,
+    )
+}
+
+/// As [`start_virtual_kubelet`], with another virtual-kubelet binary (one built from the
+/// library, say).
+pub(crate) fn start_virtual_kubelet_program(
+    rome: &Cluster,
+    program: &std::path::Path,
+    extra: &[&str],
+) -> Daemon {
     let mut args: Vec<String> = [
         "--virtual-node-name",
         NODE,
@@ -97,12 +111,7 @@ pub(crate) fn start_virtual_kubelet(rome: &Cluster, extra: &[&str]) -> Daemon {
     .map(|s| (*s).to_owned())
     .collect();
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    rome.daemon(
-        "lof-virtual-kubelet",
-        env!("CARGO_BIN_EXE_liqo-virtual-kubelet"),
-        args,
-    )
-    .unwrap()
+    rome.daemon("lof-virtual-kubelet", program, args).unwrap()
 }
 
 /// The status and reason of the Node's Ready condition.
