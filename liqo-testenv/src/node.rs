@@ -770,6 +770,16 @@ pub(crate) fn node_files(f: &NodeFiles<'_>) -> Result<Vec<NodeParams>> {
     for (i, cidr) in f.cidrs.iter().enumerate() {
         let name = format!("{}-real-{i}", f.cluster);
         let dir = f.dir.join("nodes").join(&name);
+        // Unix socket paths are limited to 107 bytes (containerd adds `.ttrpc`).
+        let socket = dir.join("containerd/containerd.sock.ttrpc");
+        if socket.as_os_str().len() > 107 {
+            return Err(Error::InvalidConfig(format!(
+                "{} is too long for a Unix socket ({} > 107 bytes): use a shorter cluster name \
+                 or a shorter LIQO_TESTENV_DIR",
+                socket.display(),
+                socket.as_os_str().len()
+            )));
+        }
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let (ip, netns, host_link) = allocate(&dir)?;
         let user = format!("system:node:{name}");
