@@ -41,6 +41,7 @@ mod binaries;
 mod cluster;
 mod error;
 pub mod image;
+pub mod kubectl;
 mod node;
 mod pki;
 mod process;

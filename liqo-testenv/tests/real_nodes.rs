@@ -18,6 +18,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::{ListParams, LogParams, PostParams};
+use liqo_testenv::kubectl::{kubectl, port_forward};
 use liqo_testenv::{Cluster, ClusterConfig, eventually};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -41,27 +42,6 @@ fn root_or_skip(test: &str) -> bool {
 
 fn busybox() -> String {
     format!("localhost/liqo-rs/busybox:{}", liqo_testenv::image::TAG)
-}
-
-async fn kubectl(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
-    let binaries = liqo_testenv::Binaries::discover().unwrap();
-    let out = tokio::process::Command::new(binaries.path("kubectl"))
-        .arg(format!(
-            "--kubeconfig={}",
-            cluster.kubeconfig_path().display()
-        ))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
-    let r = (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    eprintln!("kubectl {args:?} -> {r:?}");
-    r
 }
 
 /// A pod running `script` with busybox on the real nodes; its logs once it ended.
@@ -227,48 +207,25 @@ async fn a_real_node_runs_pods_services_dns_and_in_cluster_api_calls() {
     web(&cluster, 2).await;
 
     // Real processes: the pods' httpd run on this host.
-    let (code, stdout, stderr) = kubectl(
+    let exec = kubectl(
         &cluster,
         &["exec", "deploy/web", "--", "cat", "/www/index.html"],
     )
-    .await;
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.trim(), "hello from liqo-rs");
-    let (code, stdout, stderr) = kubectl(&cluster, &["logs", "deploy/web"]).await;
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("web starting"), "{stdout}");
+    .await
+    .unwrap();
+    assert_eq!(exec.code, 0, "{}", exec.stderr);
+    assert_eq!(exec.stdout.trim(), "hello from liqo-rs");
+    let logs = kubectl(&cluster, &["logs", "deploy/web"]).await.unwrap();
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(logs.stdout.contains("web starting"), "{logs:?}");
 
     // port-forward: an HTTP GET through the forwarded port.
     {
-        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
-        let binaries = liqo_testenv::Binaries::discover().unwrap();
-        let mut child = tokio::process::Command::new(binaries.path("kubectl"))
-            .arg(format!(
-                "--kubeconfig={}",
-                cluster.kubeconfig_path().display()
-            ))
-            .args(["port-forward", "deploy/web", ":8080"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let forward = port_forward(&cluster, "default", "deploy/web", 8080)
+            .await
             .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let port: u16 = tokio::time::timeout(WAIT, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .unwrap()
-                    .expect("kubectl port-forward output");
-                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
-                    return rest.split_whitespace().next().unwrap().parse().unwrap();
-                }
-            }
-        })
-        .await
-        .unwrap();
-        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", forward.port))
             .await
             .unwrap();
         conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
@@ -278,7 +235,6 @@ async fn a_real_node_runs_pods_services_dns_and_in_cluster_api_calls() {
             .unwrap()
             .unwrap();
         assert!(answer.contains("hello from liqo-rs"), "{answer}");
-        let _ = child.kill().await;
     }
 
     // A ClusterIP Service by DNS name (CoreDNS, kube-proxy).

@@ -17,36 +17,9 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::PostParams;
+use liqo_testenv::kubectl::{kubectl, port_forward};
 use liqo_testenv::{Cluster, eventually};
 use support::*;
-
-/// Runs the real kubectl against `cluster`; (exit code, stdout, stderr).
-async fn kubectl(cluster: &Cluster, args: &[&str]) -> (i32, String, String) {
-    let binaries = liqo_testenv::Binaries::discover().unwrap();
-    let child = tokio::process::Command::new(binaries.path("kubectl"))
-        .arg(format!(
-            "--kubeconfig={}",
-            cluster.kubeconfig_path().display()
-        ))
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
-        .unwrap();
-    let result = (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    eprintln!("kubectl {args:?} -> {result:?}");
-    result
-}
 
 /// A pod bound to virtual node `node` in `ns` of `cluster`, Running.
 async fn pod_on(cluster: &Cluster, ns: &str, node: &str) -> String {
@@ -121,16 +94,17 @@ async fn logs_exec_port_forward_and_stats_reach_the_virtual_kubelet_of_each_node
     pods.push((milan, "back", pod_on(milan, "back", "rome").await));
 
     for (cluster, ns, pod) in pods {
-        let (code, stdout, stderr) = kubectl(cluster, &["-n", ns, "logs", &pod]).await;
-        assert_eq!(code, 0, "kubectl logs {ns}/{pod}: {stderr}");
+        let logs = kubectl(cluster, &["-n", ns, "logs", &pod]).await.unwrap();
+        assert_eq!(logs.code, 0, "kubectl logs {ns}/{pod}: {}", logs.stderr);
         assert!(
-            !stdout.is_empty(),
+            !logs.stdout.is_empty(),
             "kubectl logs {ns}/{pod} printed nothing"
         );
-        let (code, stdout, stderr) =
-            kubectl(cluster, &["-n", ns, "exec", &pod, "--", "echo", &pod]).await;
-        assert_eq!(code, 0, "kubectl exec {ns}/{pod}: {stderr}");
-        assert_eq!(stdout.trim(), pod);
+        let exec = kubectl(cluster, &["-n", ns, "exec", &pod, "--", "echo", &pod])
+            .await
+            .unwrap();
+        assert_eq!(exec.code, 0, "kubectl exec {ns}/{pod}: {}", exec.stderr);
+        assert_eq!(exec.stdout.trim(), pod);
         port_forward_echoes(cluster, ns, &pod).await;
     }
 
@@ -243,40 +217,11 @@ async fn install_metrics_api(cluster: &Cluster) {
 /// `kubectl port-forward` to port 8080 of `pod`: a line sent through the forwarded local port
 /// comes back (the provider's kwok echoes it).
 async fn port_forward_echoes(cluster: &Cluster, ns: &str, pod: &str) {
-    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
-    let binaries = liqo_testenv::Binaries::discover().unwrap();
-    let mut child = tokio::process::Command::new(binaries.path("kubectl"))
-        .arg(format!(
-            "--kubeconfig={}",
-            cluster.kubeconfig_path().display()
-        ))
-        .args(["-n", ns, "port-forward", &format!("pod/{pod}"), ":8080"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let forward = port_forward(cluster, ns, &format!("pod/{pod}"), 8080)
+        .await
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    // "Forwarding from 127.0.0.1:41234 -> 8080"
-    let port: u16 = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            eprintln!("kubectl port-forward {ns}/{pod}: {line}");
-            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
-                return rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        }
-        let mut stderr = String::new();
-        let _ = child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await;
-        panic!("kubectl port-forward {ns}/{pod} ended: {stderr}");
-    })
-    .await
-    .expect("kubectl port-forward listens");
+    let port = forward.port;
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -288,5 +233,4 @@ async fn port_forward_echoes(cluster: &Cluster, ns: &str, pod: &str) {
         .expect("the echo comes back")
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&back), line);
-    let _ = child.kill().await;
 }
