@@ -118,7 +118,20 @@ pub async fn port_forward(
     .ok()
     .flatten();
     match port {
-        Some(port) => Ok(PortForward { child, port }),
+        Some(port) => {
+            // kubectl writes a line per connection: its output must stay open and drained
+            // (a closed pipe kills it at the first connection).
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            if let Some(stderr) = child.stderr.take() {
+                let mut errors = tokio::io::BufReader::new(stderr).lines();
+                tokio::spawn(async move {
+                    while let Ok(Some(line)) = errors.next_line().await {
+                        eprintln!("kubectl port-forward: {line}");
+                    }
+                });
+            }
+            Ok(PortForward { child, port })
+        }
         None => {
             let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {

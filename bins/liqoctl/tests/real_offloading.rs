@@ -43,7 +43,16 @@ async fn a_real_pod_runs_on_the_provider_and_answers_through_the_consumer() {
     let _m_milan = manager(milan, "milan", &[]);
     ready(rome).await;
     ready(milan).await;
-    assert!(peer(rome, milan, &[]).status.success());
+    // A real node offers what the machine has (2 CPUs here): ask for less than the default.
+    assert!(
+        peer(
+            rome,
+            milan,
+            &["--cpu", "1", "--memory", "1Gi", "--pods", "20"]
+        )
+        .status
+        .success()
+    );
     virtual_node_ready(rome, "milan").await;
     rome.create_namespace("real").await.unwrap();
     liqoctl_ok(
