@@ -32,6 +32,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [[ "${REAL_NODES:-0}" != 0 ]]; then
+    [[ "$(id -u)" == 0 ]] || { echo "REAL_NODES needs root (real kubelets and containers)" >&2; exit 1; }
+    # What real nodes run: Debian's container runtime and CNI plugins, the node binaries.
+    missing=()
+    command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+    [[ -x /usr/sbin/runc ]] || missing+=(runc)
+    [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+    [[ -x /bin/busybox ]] || missing+=(busybox-static)
+    if ((${#missing[@]})); then
+        echo "installing ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    hack/k8s-binaries.sh
+fi
 cargo build -q -p liqo-testenv -p liqo-controller-manager -p liqoctl -p liqo-virtual-kubelet \
     -p liqo-gateway
 "$TARGET/liqo-testenv" up --names rome,milan --real-nodes "${REAL_NODES:-0}" --env-file "$STATE/env" &

@@ -15,21 +15,19 @@
 //! ```
 #![warn(missing_docs)]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use ipnetwork::IpNetwork;
 use liqo_core::ids::ClusterId;
-use liqo_ipam::remap::{Mapping, RemoteCidrs};
 use liqo_net::gateway::conncheck::CheckOptions;
-use liqo_net::gateway::{Gateway, GatewayConfig, Mode, PeerConfig, controller};
-use liqo_net::tunnel::{PrivateKey, PublicKey, TunnelBackend};
+use liqo_net::gateway::file::{self, FileDefaults};
+use liqo_net::gateway::{Gateway, GatewayConfig, Mode, controller};
+use liqo_net::tunnel::TunnelBackend;
 use liqo_net::wireguard::{Implementation, WireGuardBackend};
-use serde::Deserialize;
 
 /// The liqo-rs gateway: one per peering and side. It owns the tunnel to the peer's gateway
 /// (WireGuard, kernel or embedded userspace), the policy routing that sends the peer's CIDRs
@@ -111,133 +109,16 @@ pub struct Args {
     resync: f64,
 }
 
-/// The static configuration file.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StaticConfig {
-    mode: String,
-    #[serde(default)]
-    tunnel_interface: Option<String>,
-    #[serde(default)]
-    mtu: Option<u32>,
-    #[serde(default)]
-    listen_port: Option<u16>,
-    /// Base64, as `wg genkey` prints it.
-    private_key: String,
-    #[serde(default)]
-    peer: Option<StaticPeer>,
-    #[serde(default)]
-    remote: StaticRemote,
-    #[serde(default)]
-    local_pod_cidrs: Vec<String>,
-    #[serde(default)]
-    local_external_cidr: Option<String>,
-    #[serde(default)]
-    full_masquerade: bool,
-    #[serde(default)]
-    default_interface: Option<String>,
-    #[serde(default)]
-    table: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StaticPeer {
-    public_key: String,
-    #[serde(default)]
-    endpoint: Option<SocketAddr>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StaticRemote {
-    #[serde(default)]
-    pod: Vec<StaticMapping>,
-    #[serde(default)]
-    external: Vec<StaticMapping>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StaticMapping {
-    real: String,
-    remapped: String,
-}
-
-fn cidr(text: &str) -> anyhow::Result<IpNetwork> {
-    text.parse()
-        .with_context(|| format!("{text:?} is not a CIDR"))
-}
-
-fn mappings(list: &[StaticMapping]) -> anyhow::Result<Vec<Mapping>> {
-    list.iter()
-        .map(|m| {
-            Mapping::new(cidr(&m.real)?, cidr(&m.remapped)?)
-                .with_context(|| format!("cannot map {} to {}", m.real, m.remapped))
-        })
-        .collect()
-}
-
 async fn static_config(path: &Path, args: &Args) -> anyhow::Result<GatewayConfig> {
     let text = tokio::fs::read_to_string(path)
         .await
         .with_context(|| format!("reading {}", path.display()))?;
-    let file: StaticConfig =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let mode: Mode = file.mode.parse()?;
-    let private: PrivateKey = file
-        .private_key
-        .parse()
-        .context("privateKey: expected 32 bytes in base64")?;
-    let default_interface = match file.default_interface.or(args.default_interface.clone()) {
-        Some(i) => i,
-        None => match liqo_net::sys::default_route_interface().await {
-            Some(i) => i,
-            None => {
-                let endpoint = file.peer.as_ref().and_then(|p| p.endpoint);
-                match endpoint {
-                    Some(ep) => liqo_net::sys::route_interface(ep.ip()).await,
-                    None => None,
-                }
-                .context("cannot detect the default interface: set defaultInterface")?
-            }
-        },
-    };
-    let mut config = GatewayConfig::new(mode, private, &default_interface);
-    config.tunnel_interface = file
-        .tunnel_interface
-        .unwrap_or_else(|| args.tunnel_interface.clone());
-    if let Some(mtu) = file.mtu {
-        config.mtu = mtu;
-    }
-    if let Some(port) = file.listen_port {
-        config.listen_port = port;
-    }
-    if let Some(peer) = file.peer {
-        config.peer = Some(PeerConfig {
-            public_key: peer
-                .public_key
-                .parse::<PublicKey>()
-                .context("peer.publicKey: expected 32 bytes in base64")?,
-            endpoint: peer.endpoint,
-        });
-    }
-    config.remote = RemoteCidrs {
-        pod: mappings(&file.remote.pod)?,
-        external: mappings(&file.remote.external)?,
-    };
-    config.local_pod_cidrs = file
-        .local_pod_cidrs
-        .iter()
-        .map(|c| cidr(c))
-        .collect::<anyhow::Result<_>>()?;
-    config.local_external_cidr = file.local_external_cidr.as_deref().map(cidr).transpose()?;
-    config.full_masquerade = file.full_masquerade || args.full_masquerade;
-    if let Some(table) = file.table {
-        config.table = table;
-    }
-    config.validate()?;
-    Ok(config)
+    let mut defaults = FileDefaults::new(args.tunnel_interface.clone());
+    defaults.default_interface = args.default_interface.clone();
+    defaults.full_masquerade = args.full_masquerade;
+    file::from_yaml(&text, &defaults)
+        .await
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Removes what a killed gateway may have left: a stale userspace socket, a kernel link.

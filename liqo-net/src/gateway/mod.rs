@@ -48,6 +48,7 @@
 
 pub mod conncheck;
 pub mod controller;
+pub mod file;
 pub mod routing;
 
 use std::fmt::Write as _;
