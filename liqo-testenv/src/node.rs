@@ -137,6 +137,14 @@ pub(crate) struct RealNode {
     processes: Vec<Process>,
 }
 
+/// Where the containerd of the node whose directory is `dir` listens: a short path under
+/// `/run/liqo-testenv` (containerd refuses socket paths over 104 bytes, and node directories
+/// can be deep), removed with the node (pure).
+pub(crate) fn socket_dir(dir: &Path) -> PathBuf {
+    let h = fnv(&dir.display().to_string());
+    PathBuf::from(format!("/run/liqo-testenv/n-{h:08x}"))
+}
+
 /// The network namespace and host link names of the node whose directory is `dir` (pure).
 fn names_for(dir: &Path) -> (String, String) {
     let h = fnv(&dir.display().to_string());
@@ -382,7 +390,10 @@ impl RealNode {
         ] {
             std::fs::create_dir_all(d(sub)).map_err(Error::io(format!("creating {sub}")))?;
         }
-        let sock = d("containerd/containerd.sock");
+        let sock_dir = socket_dir(&dir);
+        std::fs::create_dir_all(&sock_dir)
+            .map_err(Error::io(format!("creating {}", sock_dir.display())))?;
+        let sock = sock_dir.join("containerd.sock");
         std::fs::write(
             d("containerd/config.toml"),
             containerd_config(&self.dir, &params.pause_image),
@@ -489,7 +500,7 @@ impl RealNode {
 
     /// The node's containerd socket.
     pub(crate) fn containerd_socket(&self) -> PathBuf {
-        self.dir.join("containerd/containerd.sock")
+        socket_dir(&self.dir).join("containerd.sock")
     }
 
     /// Checks that the node's processes still run; the error names the log.
@@ -570,6 +581,8 @@ impl Drop for RealNode {
 /// Safe on a node that never started or was left by a killed process.
 pub(crate) fn remove_node_leftovers(dir: &Path, cgroup_root: &str) {
     let marker = dir.display().to_string();
+    let sockets = socket_dir(dir);
+    let socket_marker = sockets.display().to_string();
     // Shims (their command line names the containerd socket under `dir`) and everything in
     // the node's cgroups (containers).
     let mut pids = Vec::new();
@@ -580,7 +593,9 @@ pub(crate) fn remove_node_leftovers(dir: &Path, cgroup_root: &str) {
             };
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&marker)
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains(&marker)
+                || cmdline.contains(&socket_marker)
                 || cgroup.contains(&format!("/{cgroup_root}/"))
                 || cgroup
                     .lines()
@@ -632,6 +647,7 @@ pub(crate) fn remove_node_leftovers(dir: &Path, cgroup_root: &str) {
             let _ = std::fs::remove_dir(&d);
         }
     }
+    let _ = std::fs::remove_dir_all(&sockets);
     // The kubelet's links in /var/log/containers that point into the node's directory.
     if let Ok(entries) = std::fs::read_dir("/var/log/containers") {
         for e in entries.flatten() {
@@ -770,16 +786,6 @@ pub(crate) fn node_files(f: &NodeFiles<'_>) -> Result<Vec<NodeParams>> {
     for (i, cidr) in f.cidrs.iter().enumerate() {
         let name = format!("{}-real-{i}", f.cluster);
         let dir = f.dir.join("nodes").join(&name);
-        // Unix socket paths are limited to 107 bytes (containerd adds `.ttrpc`).
-        let socket = dir.join("containerd/containerd.sock.ttrpc");
-        if socket.as_os_str().len() > 107 {
-            return Err(Error::InvalidConfig(format!(
-                "{} is too long for a Unix socket ({} > 107 bytes): use a shorter cluster name \
-                 or a shorter LIQO_TESTENV_DIR",
-                socket.display(),
-                socket.as_os_str().len()
-            )));
-        }
         std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let (ip, netns, host_link) = allocate(&dir)?;
         let user = format!("system:node:{name}");
@@ -1097,7 +1103,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 "#,
         root = d("containerd/root"),
         state = d("containerd/state"),
-        sock = d("containerd/containerd.sock"),
+        sock = socket_dir(dir).join("containerd.sock").display(),
         opt = d("containerd/opt"),
         runc = d("runc"),
         cni = d("cni/net.d"),
@@ -1173,7 +1179,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 "#,
         cgroup_root = node.cgroup_root,
-        sock = d("containerd/containerd.sock"),
+        sock = node.containerd_socket().display(),
         ip = node.ip,
         cert = params.kubelet_cert.display(),
         key = params.kubelet_key.display(),
@@ -1195,7 +1201,9 @@ mod tests {
         let c = containerd_config(dir, "localhost/liqo-rs/pause:1");
         for line in c.lines().filter(|l| l.contains("\"/")) {
             assert!(
-                line.contains("/tmp/lt/rome/nodes/rome-real-0") || line.contains("/usr/"),
+                line.contains("/tmp/lt/rome/nodes/rome-real-0")
+                    || line.contains("/usr/")
+                    || line.contains("/run/liqo-testenv/n-"),
                 "{line}"
             );
         }

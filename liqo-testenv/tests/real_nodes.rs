@@ -139,7 +139,7 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&marker) {
+        if cmdline.contains(&marker) || cmdline.contains("/run/liqo-testenv/n-") {
             found.push(format!("process {pid}: {cmdline}"));
         }
     }
@@ -159,6 +159,14 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
                     .map(|e| format!("cgroup {}", e.path().display())),
             );
         }
+    }
+    if let Ok(entries) = std::fs::read_dir("/run/liqo-testenv") {
+        found.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("n-"))
+                .map(|e| format!("socket directory {}", e.path().display())),
+        );
     }
     let netns = std::process::Command::new("ip")
         .args(["netns", "list"])
